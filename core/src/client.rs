@@ -1,0 +1,1 @@
+//! nb client (pending)
