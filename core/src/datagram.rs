@@ -51,7 +51,11 @@ pub fn answer(mode: Mode, max_line: usize, payload: &[u8], output: &mut [u8]) ->
     } else {
         (payload, b"")
     };
-    let error_terminator: &[u8] = if terminator.is_empty() { b"\n" } else { terminator };
+    let error_terminator: &[u8] = if terminator.is_empty() {
+        b"\n"
+    } else {
+        terminator
+    };
     let error = if body.len() > max_line {
         ErrorReply::TooLong { max_line }
     } else {
@@ -71,7 +75,10 @@ pub fn answer(mode: Mode, max_line: usize, payload: &[u8], output: &mut [u8]) ->
     // No amplification: the reply may use at most as many bytes as came in.
     let room = payload.len().min(output.len());
     match error.write(error_terminator, &mut output[..room]) {
-        Some(len) => Answer::Error { code: error.code(), len },
+        Some(len) => Answer::Error {
+            code: error.code(),
+            len,
+        },
         None => Answer::Dropped(error.code()),
     }
 }
@@ -98,7 +105,10 @@ mod tests {
 
     #[test]
     fn datagram_without_terminator_is_reversed_whole() {
-        assert_eq!(run(Mode::Graphemes, 64, "각👍🏽".as_bytes()).1, "👍🏽각".as_bytes());
+        assert_eq!(
+            run(Mode::Graphemes, 64, "각👍🏽".as_bytes()).1,
+            "👍🏽각".as_bytes()
+        );
     }
 
     #[test]
@@ -110,14 +120,23 @@ mod tests {
     fn too_long_error_is_sent_when_it_fits_in_the_datagram() {
         let payload = vec![b'a'; 100];
         let (answer, reply) = run(Mode::Graphemes, 50, &payload);
-        assert!(matches!(answer, Answer::Error { code: ErrorCode::TooLong, .. }));
+        assert!(matches!(
+            answer,
+            Answer::Error {
+                code: ErrorCode::TooLong,
+                ..
+            }
+        ));
         assert!(reply.starts_with(b"ERR too-long "));
         assert!(reply.len() <= payload.len());
     }
 
     #[test]
     fn too_long_error_larger_than_datagram_is_dropped() {
-        assert_eq!(run(Mode::Graphemes, 4, b"abcdefgh").0, Answer::Dropped(ErrorCode::TooLong));
+        assert_eq!(
+            run(Mode::Graphemes, 4, b"abcdefgh").0,
+            Answer::Dropped(ErrorCode::TooLong)
+        );
     }
 
     #[test]
@@ -126,7 +145,13 @@ mod tests {
         payload[33] = 0xff;
         payload.push(b'\n');
         let (answer, reply) = run(Mode::Graphemes, 512, &payload);
-        assert!(matches!(answer, Answer::Error { code: ErrorCode::Utf8, .. }));
+        assert!(matches!(
+            answer,
+            Answer::Error {
+                code: ErrorCode::Utf8,
+                ..
+            }
+        ));
         assert_eq!(reply, b"ERR utf8 invalid UTF-8 at byte 33\n");
     }
 

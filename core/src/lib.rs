@@ -29,4 +29,5 @@ pub mod session;
 pub use reply::ErrorCode;
 pub use reverse::Mode;
 
+pub use server::{Counters, Server, ServerConfig, ServerResources};
 pub use session::{Progress, Session, SessionConfig, SessionStats};

@@ -157,28 +157,40 @@ mod tests {
             ErrorReply::TooLong { max_line: 512 },
             ErrorReply::Utf8 { offset: 0 },
             ErrorReply::Busy,
-            ErrorReply::IdleTimeout { after: Duration::from_secs(120) },
+            ErrorReply::IdleTimeout {
+                after: Duration::from_secs(120),
+            },
         ];
         for reply in replies {
             let line = text(reply);
-            assert!(line.starts_with(&format!("ERR {} ", reply.code())), "{line}");
+            assert!(
+                line.starts_with(&format!("ERR {} ", reply.code())),
+                "{line}"
+            );
             assert!(line.ends_with('\n'));
         }
     }
 
     #[test]
     fn utf8_reply_names_the_byte_offset() {
-        assert_eq!(text(ErrorReply::Utf8 { offset: 17 }), "ERR utf8 invalid UTF-8 at byte 17\n");
+        assert_eq!(
+            text(ErrorReply::Utf8 { offset: 17 }),
+            "ERR utf8 invalid UTF-8 at byte 17\n"
+        );
     }
 
     #[test]
     fn longest_replies_fit_the_bound_with_crlf() {
         let mut out = [0u8; MAX_ERROR_REPLY];
         let worst = [
-            ErrorReply::TooLong { max_line: usize::MAX },
+            ErrorReply::TooLong {
+                max_line: usize::MAX,
+            },
             ErrorReply::Utf8 { offset: usize::MAX },
             ErrorReply::Busy,
-            ErrorReply::IdleTimeout { after: Duration::from_micros(u64::MAX) },
+            ErrorReply::IdleTimeout {
+                after: Duration::from_micros(u64::MAX),
+            },
         ];
         for reply in worst {
             assert!(reply.write(b"\r\n", &mut out).is_some(), "{reply:?}");

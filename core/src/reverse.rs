@@ -382,7 +382,10 @@ mod tests {
     fn graphemes_keep_decomposed_hangul_jamo_whole() {
         // L V T jamo form one syllable cluster.
         let jamo = "\u{1100}\u{1161}\u{11a8}";
-        assert_eq!(reversed(Mode::Graphemes, &format!("a{jamo}b")), format!("b{jamo}a"));
+        assert_eq!(
+            reversed(Mode::Graphemes, &format!("a{jamo}b")),
+            format!("b{jamo}a")
+        );
     }
 
     #[test]
@@ -453,12 +456,44 @@ mod tests {
     /// Hangul syllables and jamo, emoji with modifiers and ZWJ, flags, prepend.
     fn mixed_text() -> impl Strategy<Value = String> {
         let pieces = prop::sample::select(vec![
-            "a", "Z", " ", "1", "\r", "\n", "\r\n", "\t", "\u{7f}", "e\u{301}", "\u{301}",
-            "\u{200d}", "각", "힣", "\u{1100}", "\u{1161}", "\u{11a8}", "👍", "🏽", "🇰", "🇷",
-            "👨‍👩‍👧", "\u{600}", "\u{915}\u{94d}\u{937}", "\u{93f}", "é", "ß", "©", "\u{fe0f}",
+            "a",
+            "Z",
+            " ",
+            "1",
+            "\r",
+            "\n",
+            "\r\n",
+            "\t",
+            "\u{7f}",
+            "e\u{301}",
+            "\u{301}",
+            "\u{200d}",
+            "각",
+            "힣",
+            "\u{1100}",
+            "\u{1161}",
+            "\u{11a8}",
+            "👍",
+            "🏽",
+            "🇰",
+            "🇷",
+            "👨‍👩‍👧",
+            "\u{600}",
+            "\u{915}\u{94d}\u{937}",
+            "\u{93f}",
+            "é",
+            "ß",
+            "©",
+            "\u{fe0f}",
         ]);
-        prop::collection::vec(prop_oneof![pieces.prop_map(String::from), any::<char>().prop_map(String::from)], 0..40)
-            .prop_map(|v| v.concat())
+        prop::collection::vec(
+            prop_oneof![
+                pieces.prop_map(String::from),
+                any::<char>().prop_map(String::from)
+            ],
+            0..40,
+        )
+        .prop_map(|v| v.concat())
     }
 
     /// Text made of clusters that start with a base character, so that no two
@@ -467,8 +502,24 @@ mod tests {
     /// "\u{301}e" reverses to "e\u{301}", one cluster.)
     fn stand_alone_clusters() -> impl Strategy<Value = String> {
         let clusters = prop::sample::select(vec![
-            "a", "Z", " ", "1", "\r\n", "\t", "e\u{301}", "각", "힣", "\u{1100}\u{1161}\u{11a8}",
-            "👍", "👍🏽", "🇰🇷", "👨‍👩‍👧", "\u{915}\u{94d}\u{937}", "é", "ß", "©\u{fe0f}",
+            "a",
+            "Z",
+            " ",
+            "1",
+            "\r\n",
+            "\t",
+            "e\u{301}",
+            "각",
+            "힣",
+            "\u{1100}\u{1161}\u{11a8}",
+            "👍",
+            "👍🏽",
+            "🇰🇷",
+            "👨‍👩‍👧",
+            "\u{915}\u{94d}\u{937}",
+            "é",
+            "ß",
+            "©\u{fe0f}",
         ]);
         prop::collection::vec(clusters, 0..40).prop_map(|v| v.concat())
     }

@@ -474,10 +474,8 @@ impl<const LINE: usize> Session<LINE> {
             if self.discarding {
                 // The pause ends the too-long message that was being dropped.
                 self.discarding = false;
-            } else if self.answer_partial_line(output, &mut progress.produced) {
-                self.flush_blocked = false;
             } else {
-                self.flush_blocked = true;
+                self.flush_blocked = !self.answer_partial_line(output, &mut progress.produced);
             }
         }
         self.account(now, progress);
@@ -601,7 +599,9 @@ impl<const LINE: usize> Session<LINE> {
 
     /// `ERR too-long`, then drop the rest of the line through its LF.
     fn emit_too_long(&mut self, output: &mut [u8], produced: &mut usize) -> bool {
-        let reply = ErrorReply::TooLong { max_line: self.config.max_line };
+        let reply = ErrorReply::TooLong {
+            max_line: self.config.max_line,
+        };
         let terminator = self.error_terminator();
         if !self.emit_error(reply, terminator, output, produced) {
             return false;
@@ -668,7 +668,11 @@ impl<const LINE: usize> Session<LINE> {
                 true
             }
             Err(ReverseError::InvalidUtf8 { offset }) => {
-                let terminator = if terminated { terminator } else { self.error_terminator() };
+                let terminator = if terminated {
+                    terminator
+                } else {
+                    self.error_terminator()
+                };
                 self.emit_error(ErrorReply::Utf8 { offset }, terminator, output, produced)
             }
             Err(ReverseError::OutputTooSmall { .. }) => false,
@@ -692,7 +696,11 @@ mod tests {
     fn replies(session: &mut Session<64>, input: &[u8]) -> Vec<u8> {
         let mut out = [0u8; 4096];
         let p = session.receive(T0, input, &mut out);
-        assert_eq!(p.consumed, input.len(), "all input consumed with ample output");
+        assert_eq!(
+            p.consumed,
+            input.len(),
+            "all input consumed with ample output"
+        );
         out[..p.produced].to_vec()
     }
 
@@ -734,13 +742,22 @@ mod tests {
 
     #[test]
     fn chars_mode_reverses_scalar_values() {
-        let mut s = session(SessionConfig { mode: Mode::Chars, ..SessionConfig::new(64) });
-        assert_eq!(replies(&mut s, "e\u{301}\n".as_bytes()), "\u{301}e\n".as_bytes());
+        let mut s = session(SessionConfig {
+            mode: Mode::Chars,
+            ..SessionConfig::new(64)
+        });
+        assert_eq!(
+            replies(&mut s, "e\u{301}\n".as_bytes()),
+            "\u{301}e\n".as_bytes()
+        );
     }
 
     #[test]
     fn bytes_mode_accepts_any_bytes() {
-        let mut s = session(SessionConfig { mode: Mode::Bytes, ..SessionConfig::new(64) });
+        let mut s = session(SessionConfig {
+            mode: Mode::Bytes,
+            ..SessionConfig::new(64)
+        });
         assert_eq!(replies(&mut s, b"\xff\x00\n"), b"\x00\xff\n");
     }
 
@@ -831,13 +848,22 @@ mod tests {
     fn no_output_space_means_no_line_is_completed() {
         let mut s = session(SessionConfig::new(64));
         let p = s.receive(T0, b"a\nb\n", &mut []);
-        assert_eq!(p, Progress { consumed: 1, produced: 0 });
+        assert_eq!(
+            p,
+            Progress {
+                consumed: 1,
+                produced: 0
+            }
+        );
     }
 
     #[test]
     fn idle_flush_answers_a_partial_line_after_the_pause() {
         let flush = Duration::from_millis(50);
-        let mut s = session(SessionConfig { idle_flush: Some(flush), ..SessionConfig::new(64) });
+        let mut s = session(SessionConfig {
+            idle_flush: Some(flush),
+            ..SessionConfig::new(64)
+        });
         let mut out = [0u8; 16];
         s.receive(T0, b"hello", &mut out);
         assert_eq!(s.deadline(), Some(T0 + flush));
@@ -845,7 +871,10 @@ mod tests {
         let p = s.poll(Instant::from_millis(50), &mut out);
         assert_eq!(&out[..p.produced], b"olleh");
         // Nothing partial is left, so only the idle timeout remains.
-        assert_eq!(s.deadline(), Some(Instant::from_millis(50) + DEFAULT_IDLE_TIMEOUT));
+        assert_eq!(
+            s.deadline(),
+            Some(Instant::from_millis(50) + DEFAULT_IDLE_TIMEOUT)
+        );
     }
 
     #[test]
@@ -859,12 +888,20 @@ mod tests {
     #[test]
     fn idle_flush_waiting_for_space_is_not_a_deadline() {
         let flush = Duration::from_millis(50);
-        let config = SessionConfig { idle_flush: Some(flush), idle_timeout: None, ..SessionConfig::new(64) };
+        let config = SessionConfig {
+            idle_flush: Some(flush),
+            idle_timeout: None,
+            ..SessionConfig::new(64)
+        };
         let mut s = session(config);
         let mut out = [0u8; 16];
         s.receive(T0, b"hello", &mut out);
         assert!(s.poll(Instant::from_millis(60), &mut out[..2]).is_empty());
-        assert_eq!(s.deadline(), None, "a due flush must not make the caller spin");
+        assert_eq!(
+            s.deadline(),
+            None,
+            "a due flush must not make the caller spin"
+        );
         let p = s.poll(Instant::from_millis(70), &mut out);
         assert_eq!(&out[..p.produced], b"olleh");
     }
@@ -877,7 +914,10 @@ mod tests {
         let at = T0 + DEFAULT_IDLE_TIMEOUT;
         assert!(s.poll(at - Duration::from_millis(1), &mut out).is_empty());
         let p = s.poll(at, &mut out);
-        assert_eq!(&out[..p.produced], b"ERR idle-timeout no data for 120s, closing\n");
+        assert_eq!(
+            &out[..p.produced],
+            b"ERR idle-timeout no data for 120s, closing\n"
+        );
         assert_eq!(s.finished(), Some(Finish::IdleTimeout));
         assert_eq!(s.deadline(), None);
     }
@@ -960,8 +1000,17 @@ mod tests {
 
     fn stream() -> impl Strategy<Value = Vec<u8>> {
         let pieces = prop::sample::select(vec![
-            &b"a"[..], b"xyz", b"\n", b"\r", b"\r\n", b"\xff", b"\xc3", "각".as_bytes(),
-            "👍🏽".as_bytes(), "e\u{301}".as_bytes(), b"0123456789",
+            &b"a"[..],
+            b"xyz",
+            b"\n",
+            b"\r",
+            b"\r\n",
+            b"\xff",
+            b"\xc3",
+            "각".as_bytes(),
+            "👍🏽".as_bytes(),
+            "e\u{301}".as_bytes(),
+            b"0123456789",
         ]);
         prop::collection::vec(pieces, 0..80).prop_map(|v| v.concat())
     }
