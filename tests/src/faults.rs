@@ -1,0 +1,410 @@
+//! Seeded fault injection for one direction of one port.
+
+use core::fmt;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use smoltcp::time::Duration;
+
+use crate::segment::PortId;
+
+/// What goes wrong with the frames crossing one direction of one port.
+///
+/// Probabilities are per frame: `0.0` (the default) never, `1.0` or more
+/// always. The default value is a perfect link.
+///
+/// Faults are applied in this order: size limit, drop, corrupt, truncate,
+/// duplicate, then delay, which is decided for each copy on its own.
+///
+/// ```
+/// use reversal_sim::Faults;
+/// use smoltcp::time::Duration;
+///
+/// let lossy = Faults {
+///     drop: 0.05,
+///     duplicate: 0.01,
+///     delay: 0.1,
+///     max_delay: Duration::from_millis(30),
+///     corrupt: 0.01,
+///     ..Faults::default()
+/// };
+/// assert!(lossy.is_active());
+/// assert!(!Faults::default().is_active());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Faults {
+    /// Probability that a frame is lost.
+    pub drop: f64,
+    /// Probability that a frame is delivered twice.
+    pub duplicate: f64,
+    /// Probability that a frame is held back for a random time in
+    /// `0..=max_delay`, so that frames sent after it can overtake it.
+    pub delay: f64,
+    /// The longest time a delayed frame is held back.
+    pub max_delay: Duration,
+    /// Probability that one random bit of a frame is flipped.
+    ///
+    /// A single flipped bit in an IP header or payload is always caught by
+    /// the IPv4, TCP, UDP or ICMP checksum (smoltcp verifies them), so the
+    /// receiver drops the frame, as a real one would. A bit flipped in the
+    /// Ethernet header sends the frame astray or makes it unreadable, and
+    /// ARP has no checksum at all: a flipped bit there can teach a host a
+    /// wrong neighbour until the entry expires, as on a real wire.
+    pub corrupt: f64,
+    /// Probability that a frame is cut to a random shorter length.
+    pub truncate: f64,
+    /// Frames longer than this many bytes (Ethernet header included, no
+    /// frame check sequence) are dropped, like on a link with a smaller MTU.
+    pub max_frame_len: Option<usize>,
+}
+
+impl Faults {
+    /// Whether any fault can happen at all.
+    pub fn is_active(&self) -> bool {
+        [
+            self.drop,
+            self.duplicate,
+            self.delay,
+            self.corrupt,
+            self.truncate,
+        ]
+        .iter()
+        .any(|&probability| probability > 0.0)
+            || self.max_frame_len.is_some()
+    }
+}
+
+/// Which way a frame crosses a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Frames the port's host transmits, before the switch sees them.
+    Tx,
+    /// Frames the switch hands to the port's host.
+    Rx,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Tx => "tx",
+            Direction::Rx => "rx",
+        })
+    }
+}
+
+/// Counts of what the segment did with frames.
+///
+/// One transmitted frame can count several times: it can be duplicated,
+/// then each copy delayed, and flooded to several ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Frames hosts handed to the segment.
+    pub transmitted: u64,
+    /// Frames hosts took from the segment.
+    pub delivered: u64,
+    /// Frames lost on purpose (`drop`).
+    pub dropped: u64,
+    /// Extra copies made (`duplicate`).
+    pub duplicated: u64,
+    /// Frames held back (`delay`).
+    pub delayed: u64,
+    /// Frames with a flipped bit (`corrupt`).
+    pub corrupted: u64,
+    /// Frames cut short (`truncate`).
+    pub truncated: u64,
+    /// Frames dropped for their size (`max_frame_len` or the receiving
+    /// port's MTU).
+    pub oversize: u64,
+}
+
+/// What became of one frame in one direction: zero, one or two copies,
+/// each with its own extra delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fate {
+    delays: [Duration; 2],
+    copies: usize,
+}
+
+impl Fate {
+    const LOST: Fate = Fate {
+        delays: [Duration::ZERO; 2],
+        copies: 0,
+    };
+
+    /// The extra delay of each copy that goes on.
+    pub(crate) fn delays(&self) -> &[Duration] {
+        &self.delays[..self.copies]
+    }
+}
+
+/// The faults of one direction of one port with their own random stream.
+///
+/// Each (port, direction) pair draws from its own ChaCha stream of the
+/// segment's seed, so adding a port or changing one port's faults leaves
+/// every other port's decisions as they were.
+#[derive(Debug)]
+pub(crate) struct FaultStream {
+    faults: Faults,
+    rng: ChaCha8Rng,
+    port: PortId,
+    direction: Direction,
+}
+
+impl FaultStream {
+    pub(crate) fn new(
+        seed: u64,
+        port: PortId,
+        direction: Direction,
+        faults: Faults,
+    ) -> FaultStream {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let direction_bit = match direction {
+            Direction::Tx => 0,
+            Direction::Rx => 1,
+        };
+        rng.set_stream(port.index() as u64 * 2 + direction_bit);
+        FaultStream {
+            faults,
+            rng,
+            port,
+            direction,
+        }
+    }
+
+    pub(crate) fn set_faults(&mut self, faults: Faults) {
+        self.faults = faults;
+    }
+
+    /// Decides the fate of `frame`, changing its bytes in place when it is
+    /// corrupted or truncated.
+    pub(crate) fn apply(&mut self, frame: &mut Vec<u8>, stats: &mut Stats) -> Fate {
+        let faults = self.faults;
+        if faults.max_frame_len.is_some_and(|max| frame.len() > max) {
+            stats.oversize += 1;
+            self.note(format_args!(
+                "dropped oversize frame of {} bytes",
+                frame.len()
+            ));
+            return Fate::LOST;
+        }
+        if self.chance(faults.drop) {
+            stats.dropped += 1;
+            self.note(format_args!("dropped frame of {} bytes", frame.len()));
+            return Fate::LOST;
+        }
+        if !frame.is_empty() && self.chance(faults.corrupt) {
+            let bit = self.rng.random_range(0..frame.len() * 8);
+            frame[bit / 8] ^= 1 << (bit % 8);
+            stats.corrupted += 1;
+            self.note(format_args!(
+                "flipped bit {bit} of a {}-byte frame",
+                frame.len()
+            ));
+        }
+        if !frame.is_empty() && self.chance(faults.truncate) {
+            let len = self.rng.random_range(0..frame.len());
+            self.note(format_args!(
+                "truncated frame of {} bytes to {len}",
+                frame.len()
+            ));
+            frame.truncate(len);
+            stats.truncated += 1;
+        }
+        let mut fate = Fate {
+            delays: [Duration::ZERO; 2],
+            copies: 1,
+        };
+        if self.chance(faults.duplicate) {
+            fate.copies = 2;
+            stats.duplicated += 1;
+            self.note(format_args!("duplicated frame of {} bytes", frame.len()));
+        }
+        for delay in &mut fate.delays[..fate.copies] {
+            if self.chance(faults.delay) {
+                let micros = self.rng.random_range(0..=faults.max_delay.total_micros());
+                *delay = Duration::from_micros(micros);
+                stats.delayed += 1;
+                self.note(format_args!(
+                    "delayed frame of {} bytes by {}",
+                    frame.len(),
+                    *delay
+                ));
+            }
+        }
+        fate
+    }
+
+    /// Draws only for probabilities that can happen, so a fault that is off
+    /// costs nothing.
+    fn chance(&mut self, probability: f64) -> bool {
+        probability > 0.0 && self.rng.random::<f64>() < probability
+    }
+
+    fn note(&self, what: fmt::Arguments<'_>) {
+        log::debug!("port {} {}: {what}", self.port, self.direction);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(faults: Faults) -> FaultStream {
+        FaultStream::new(7, PortId::new(0), Direction::Tx, faults)
+    }
+
+    fn frame() -> Vec<u8> {
+        (0..100).collect()
+    }
+
+    #[test]
+    fn perfect_link_passes_frames_untouched() {
+        let mut stream = stream(Faults::default());
+        let mut stats = Stats::default();
+        let mut bytes = frame();
+        let fate = stream.apply(&mut bytes, &mut stats);
+        assert_eq!(fate.delays(), &[Duration::ZERO]);
+        assert_eq!(bytes, frame());
+        assert_eq!(stats, Stats::default());
+    }
+
+    #[test]
+    fn certain_drop_loses_every_frame() {
+        let mut stream = stream(Faults {
+            drop: 1.0,
+            ..Faults::default()
+        });
+        let mut stats = Stats::default();
+        for _ in 0..10 {
+            assert!(stream.apply(&mut frame(), &mut stats).delays().is_empty());
+        }
+        assert_eq!(stats.dropped, 10);
+    }
+
+    #[test]
+    fn drop_rate_is_close_to_the_probability() {
+        let mut stream = stream(Faults {
+            drop: 0.25,
+            ..Faults::default()
+        });
+        let mut stats = Stats::default();
+        for _ in 0..10_000 {
+            stream.apply(&mut frame(), &mut stats);
+        }
+        assert!((2200..2800).contains(&stats.dropped), "{stats:?}");
+    }
+
+    #[test]
+    fn corruption_flips_exactly_one_bit() {
+        let mut stream = stream(Faults {
+            corrupt: 1.0,
+            ..Faults::default()
+        });
+        let mut bytes = frame();
+        stream.apply(&mut bytes, &mut Stats::default());
+        let flipped: u32 = bytes
+            .iter()
+            .zip(frame())
+            .map(|(a, b)| (a ^ b).count_ones())
+            .sum();
+        assert_eq!(flipped, 1);
+    }
+
+    #[test]
+    fn truncation_shortens_the_frame() {
+        let mut stream = stream(Faults {
+            truncate: 1.0,
+            ..Faults::default()
+        });
+        let mut bytes = frame();
+        let mut stats = Stats::default();
+        stream.apply(&mut bytes, &mut stats);
+        assert!(bytes.len() < 100);
+        assert_eq!(bytes[..], frame()[..bytes.len()]);
+        assert_eq!(stats.truncated, 1);
+    }
+
+    #[test]
+    fn duplication_makes_two_copies() {
+        let mut stream = stream(Faults {
+            duplicate: 1.0,
+            ..Faults::default()
+        });
+        let mut stats = Stats::default();
+        assert_eq!(stream.apply(&mut frame(), &mut stats).delays().len(), 2);
+        assert_eq!(stats.duplicated, 1);
+    }
+
+    #[test]
+    fn delays_stay_within_the_maximum() {
+        let max_delay = Duration::from_millis(20);
+        let mut stream = stream(Faults {
+            delay: 1.0,
+            max_delay,
+            ..Faults::default()
+        });
+        let mut stats = Stats::default();
+        for _ in 0..1000 {
+            let fate = stream.apply(&mut frame(), &mut stats);
+            assert!(fate.delays()[0] <= max_delay);
+        }
+        assert_eq!(stats.delayed, 1000);
+    }
+
+    #[test]
+    fn size_limit_drops_only_larger_frames() {
+        let mut stream = stream(Faults {
+            max_frame_len: Some(100),
+            ..Faults::default()
+        });
+        let mut stats = Stats::default();
+        assert_eq!(stream.apply(&mut frame(), &mut stats).delays().len(), 1);
+        let mut big = vec![0; 101];
+        assert!(stream.apply(&mut big, &mut stats).delays().is_empty());
+        assert_eq!(stats.oversize, 1);
+    }
+
+    #[test]
+    fn streams_of_different_ports_differ() {
+        let faults = Faults {
+            drop: 0.5,
+            ..Faults::default()
+        };
+        let mut first = FaultStream::new(7, PortId::new(0), Direction::Tx, faults);
+        let mut second = FaultStream::new(7, PortId::new(1), Direction::Tx, faults);
+        let fates = |stream: &mut FaultStream| -> Vec<usize> {
+            (0..64)
+                .map(|_| {
+                    stream
+                        .apply(&mut frame(), &mut Stats::default())
+                        .delays()
+                        .len()
+                })
+                .collect()
+        };
+        assert_ne!(fates(&mut first), fates(&mut second));
+    }
+
+    #[test]
+    fn same_seed_and_port_repeat_the_same_decisions() {
+        let faults = Faults {
+            drop: 0.3,
+            corrupt: 0.3,
+            ..Faults::default()
+        };
+        let run = || {
+            let mut stream = FaultStream::new(42, PortId::new(3), Direction::Rx, faults);
+            (0..64)
+                .map(|_| {
+                    let mut bytes = frame();
+                    let copies = stream
+                        .apply(&mut bytes, &mut Stats::default())
+                        .delays()
+                        .len();
+                    (copies, bytes)
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(), run());
+    }
+}

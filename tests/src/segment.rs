@@ -1,0 +1,852 @@
+//! The in-memory Ethernet segment and its ports.
+
+use core::cell::RefCell;
+use core::cmp::Ordering;
+use core::fmt;
+use std::collections::{BinaryHeap, HashMap};
+use std::path::Path;
+use std::rc::Rc;
+
+use smoltcp::iface::Config;
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium, PcapLinkType, PcapSink};
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{EthernetAddress, EthernetFrame, HardwareAddress};
+
+use crate::capture::{FailureCapture, WritePcapError};
+use crate::faults::{Direction, FaultStream, Faults, Stats};
+
+/// Bytes of an Ethernet II header, which smoltcp counts in a device's MTU.
+const ETHERNET_HEADER_LEN: usize = 14;
+
+/// Recycled frame buffers kept at most; past this they are freed.
+const SPARE_BUFFERS: usize = 1024;
+
+/// The number of a port on its segment, in the order ports were attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortId(usize);
+
+impl PortId {
+    #[cfg(test)]
+    pub(crate) const fn new(index: usize) -> PortId {
+        PortId(index)
+    }
+
+    /// The port's position on the segment: 0 for the first attached.
+    pub const fn index(self) -> usize {
+        self.0
+    }
+}
+
+impl fmt::Display for PortId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// How a port is attached to its segment.
+///
+/// ```
+/// use reversal_sim::{Faults, PortConfig};
+///
+/// let jumbo_and_lossy = PortConfig {
+///     mtu: 9000,
+///     rx: Faults { drop: 0.1, ..Faults::default() },
+///     ..PortConfig::default()
+/// };
+/// # let _ = jumbo_and_lossy;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PortConfig {
+    /// The port's MAC address; `None` (the default) assigns
+    /// `02:53:49:4d:hh:ll`, where `hhll` is the port's index.
+    pub mac: Option<EthernetAddress>,
+    /// The IP MTU in bytes (default 1500). The device reports 14 more to
+    /// smoltcp, for the Ethernet header, and the port refuses to receive
+    /// frames longer than that, like a real NIC.
+    pub mtu: usize,
+    /// One-way latency of the port's cable, added once when the port
+    /// transmits and once when it receives (default zero).
+    pub latency: Duration,
+    /// Faults on the frames the port's host transmits.
+    pub tx: Faults,
+    /// Faults on the frames delivered to the port's host.
+    pub rx: Faults,
+}
+
+impl Default for PortConfig {
+    fn default() -> PortConfig {
+        PortConfig {
+            mac: None,
+            mtu: 1500,
+            latency: Duration::ZERO,
+            tx: Faults::default(),
+            rx: Faults::default(),
+        }
+    }
+}
+
+/// An in-memory Ethernet switch with virtual-time delivery and seeded faults.
+///
+/// Each [`Port`] attached to it is a smoltcp [`Device`] for one host. A
+/// frame one port transmits goes to the port whose host owns its
+/// destination MAC; broadcast, multicast and unknown destinations are
+/// flooded to every other port. The switch learns which port a MAC lives on
+/// from the source of the frames each port transmits, so hosts may use MACs
+/// other than their port's.
+///
+/// A frame reaches its receiver at `sent + tx latency + tx delay + rx
+/// latency + rx delay` and waits until the receiver polls its device with a
+/// timestamp at or after that. Faults are drawn from one seed; the same
+/// seed and the same polling give the same frames at the same times, which
+/// [`trace_hash`](Segment::trace_hash) sums up.
+///
+/// `Segment` is a cheap handle: clones share the same switch. It is not
+/// `Send`; a simulation lives on one thread.
+///
+/// ```
+/// use reversal_sim::{PortConfig, Segment};
+/// use smoltcp::phy::{Device, RxToken, TxToken};
+/// use smoltcp::time::Instant;
+///
+/// let segment = Segment::new(1);
+/// let mut a = segment.attach(PortConfig::default());
+/// let mut b = segment.attach(PortConfig::default());
+///
+/// // A broadcast frame from `a` reaches `b`.
+/// let mut frame = [0u8; 60];
+/// frame[..6].fill(0xff);
+/// frame[6..12].copy_from_slice(a.mac().as_bytes());
+/// let now = Instant::ZERO;
+/// a.transmit(now).unwrap().consume(frame.len(), |buf| buf.copy_from_slice(&frame));
+/// let (rx, _tx) = b.receive(now).unwrap();
+/// rx.consume(|received| assert_eq!(received, frame));
+/// assert_eq!(segment.stats().delivered, 1);
+/// ```
+#[derive(Clone)]
+pub struct Segment {
+    wire: Rc<RefCell<Wire>>,
+}
+
+impl Segment {
+    /// An empty segment whose faults all derive from `seed`.
+    pub fn new(seed: u64) -> Segment {
+        Segment {
+            wire: Rc::new(RefCell::new(Wire {
+                seed,
+                ports: Vec::new(),
+                locations: HashMap::new(),
+                stats: Stats::default(),
+                trace: Fnv1a::new(),
+                next_sequence: 0,
+                capture: None,
+                spare: Vec::new(),
+            })),
+        }
+    }
+
+    /// The seed every random decision of this segment derives from.
+    pub fn seed(&self) -> u64 {
+        self.wire.borrow().seed
+    }
+
+    /// Attaches a new port and returns its device.
+    ///
+    /// Each port's faults draw from a random stream of their own, so
+    /// attaching one more port leaves the faults of the others unchanged.
+    pub fn attach(&self, config: PortConfig) -> Port {
+        let mut wire = self.wire.borrow_mut();
+        let id = PortId(wire.ports.len());
+        let mac = config.mac.unwrap_or_else(|| {
+            let [.., high, low] = (id.0 as u64).to_be_bytes();
+            EthernetAddress([0x02, 0x53, 0x49, 0x4d, high, low])
+        });
+        let seed = wire.seed;
+        wire.ports.push(PortState {
+            max_frame_len: config.mtu + ETHERNET_HEADER_LEN,
+            latency: config.latency,
+            tx: FaultStream::new(seed, id, Direction::Tx, config.tx),
+            rx: FaultStream::new(seed, id, Direction::Rx, config.rx),
+            inbox: BinaryHeap::new(),
+        });
+        wire.locations.insert(mac, id.0);
+        Port {
+            id,
+            mac,
+            mtu: config.mtu,
+            wire: Rc::clone(&self.wire),
+        }
+    }
+
+    /// Replaces the faults of one direction of a port, e.g. to heal a link
+    /// in the middle of a run. The port's random stream goes on where it was.
+    ///
+    /// # Panics
+    ///
+    /// If `port` is not a port of this segment.
+    pub fn set_faults(&self, port: PortId, direction: Direction, faults: Faults) {
+        let mut wire = self.wire.borrow_mut();
+        let state = &mut wire.ports[port.0];
+        match direction {
+            Direction::Tx => state.tx.set_faults(faults),
+            Direction::Rx => state.rx.set_faults(faults),
+        }
+    }
+
+    /// What the segment has done so far.
+    pub fn stats(&self) -> Stats {
+        self.wire.borrow().stats
+    }
+
+    /// A hash of every frame delivered so far: when, to which port, and its
+    /// bytes, in delivery order (FNV-1a, 64 bits).
+    ///
+    /// Two runs with the same seed and the same parties give the same hash;
+    /// it is stable within a build of this crate.
+    pub fn trace_hash(&self) -> u64 {
+        self.wire.borrow().trace.finish()
+    }
+
+    /// When the earliest frame still in flight becomes deliverable, if any.
+    pub fn next_delivery(&self) -> Option<Instant> {
+        let wire = self.wire.borrow();
+        wire.ports
+            .iter()
+            .filter_map(|port| port.inbox.peek().map(|frame| frame.at))
+            .min()
+    }
+
+    /// Starts keeping a capture of every frame from now on, in memory.
+    ///
+    /// Each frame is captured once, as its host transmitted it, before any
+    /// fault: the capture shows what the hosts said, and the log (at
+    /// `debug` level) says what the faults did to it. Timestamps are
+    /// virtual time. Calling this again keeps the capture already taken.
+    pub fn enable_capture(&self) {
+        let mut wire = self.wire.borrow_mut();
+        if wire.capture.is_none() {
+            let mut capture = Vec::new();
+            capture.global_header(PcapLinkType::Ethernet);
+            wire.capture = Some(capture);
+        }
+    }
+
+    /// The capture so far in libpcap format (`LINKTYPE_ETHERNET`), or
+    /// `None` if [`enable_capture`](Segment::enable_capture) was not called.
+    pub fn pcap(&self) -> Option<Vec<u8>> {
+        self.wire.borrow().capture.clone()
+    }
+
+    /// Writes the capture so far to `path` as a libpcap file, which
+    /// `tshark -r` and Wireshark read.
+    pub fn write_pcap(&self, path: impl AsRef<Path>) -> Result<(), WritePcapError> {
+        let wire = self.wire.borrow();
+        let capture = wire.capture.as_ref().ok_or(WritePcapError::CaptureOff)?;
+        std::fs::write(path, capture).map_err(WritePcapError::Io)
+    }
+
+    /// Enables capture and returns a guard that writes it to
+    /// `<target dir>/sim-failures/<name>-seed<seed>.pcap` if it is dropped
+    /// while the thread panics, that is when the test fails.
+    ///
+    /// ```
+    /// use reversal_sim::Segment;
+    ///
+    /// let segment = Segment::new(3);
+    /// let guard = segment.capture_on_failure("doc_example");
+    /// assert!(guard.path().ends_with("doc_example-seed3.pcap"));
+    /// // ... run the scenario; a failing assertion leaves the pcap behind.
+    /// ```
+    pub fn capture_on_failure(&self, name: &str) -> FailureCapture {
+        self.enable_capture();
+        FailureCapture::new(self.clone(), name)
+    }
+}
+
+impl fmt::Debug for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let wire = self.wire.borrow();
+        f.debug_struct("Segment")
+            .field("seed", &wire.seed)
+            .field("ports", &wire.ports.len())
+            .field("stats", &wire.stats)
+            .field("capturing", &wire.capture.is_some())
+            .finish()
+    }
+}
+
+/// One host's connection to a [`Segment`]: a smoltcp [`Device`] with
+/// `Medium::Ethernet`.
+///
+/// Receiving returns the earliest frame whose delivery time is at or before
+/// the timestamp smoltcp passes in; transmitting hands the frame to the
+/// switch at that timestamp.
+pub struct Port {
+    id: PortId,
+    mac: EthernetAddress,
+    mtu: usize,
+    wire: Rc<RefCell<Wire>>,
+}
+
+impl Port {
+    /// The port's number on its segment.
+    pub fn id(&self) -> PortId {
+        self.id
+    }
+
+    /// The MAC address the port was attached with.
+    pub fn mac(&self) -> EthernetAddress {
+        self.mac
+    }
+
+    /// The port's IP MTU.
+    pub fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    /// An interface configuration for this port: its MAC, and a random seed
+    /// for smoltcp (TCP initial sequence numbers, ephemeral ports) derived
+    /// from the segment's seed and the port's number, so runs repeat.
+    ///
+    /// ```
+    /// use reversal_sim::{PortConfig, Segment};
+    /// use smoltcp::iface::Interface;
+    /// use smoltcp::time::Instant;
+    ///
+    /// let segment = Segment::new(9);
+    /// let mut port = segment.attach(PortConfig::default());
+    /// let iface = Interface::new(port.interface_config(), &mut port, Instant::ZERO);
+    /// assert_eq!(iface.hardware_addr(), port.mac().into());
+    /// ```
+    pub fn interface_config(&self) -> Config {
+        let seed = self.wire.borrow().seed;
+        let mut config = Config::new(HardwareAddress::Ethernet(self.mac));
+        config.random_seed = splitmix64(seed ^ splitmix64(self.id.0 as u64));
+        config
+    }
+}
+
+impl fmt::Debug for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Port")
+            .field("id", &self.id)
+            .field("mac", &self.mac)
+            .field("mtu", &self.mtu)
+            .finish()
+    }
+}
+
+impl Device for Port {
+    type RxToken<'a> = PortRxToken<'a>;
+    type TxToken<'a> = PortTxToken<'a>;
+
+    fn receive(&mut self, timestamp: Instant) -> Option<(PortRxToken<'_>, PortTxToken<'_>)> {
+        let frame = self.wire.borrow_mut().take_due(self.id, timestamp)?;
+        let port = &*self;
+        Some((PortRxToken { port, frame }, PortTxToken { port, timestamp }))
+    }
+
+    fn transmit(&mut self, timestamp: Instant) -> Option<PortTxToken<'_>> {
+        Some(PortTxToken {
+            port: self,
+            timestamp,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut capabilities = DeviceCapabilities::default();
+        capabilities.medium = Medium::Ethernet;
+        capabilities.max_transmission_unit = self.mtu + ETHERNET_HEADER_LEN;
+        capabilities
+    }
+}
+
+/// A frame a [`Port`] received, handed to smoltcp.
+pub struct PortRxToken<'a> {
+    port: &'a Port,
+    frame: Vec<u8>,
+}
+
+impl phy::RxToken for PortRxToken<'_> {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        let result = f(&self.frame);
+        self.port.wire.borrow_mut().recycle(self.frame);
+        result
+    }
+}
+
+impl fmt::Debug for PortRxToken<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortRxToken")
+            .field("port", &self.port.id)
+            .field("len", &self.frame.len())
+            .finish()
+    }
+}
+
+/// Permission for smoltcp to transmit one frame through a [`Port`].
+pub struct PortTxToken<'a> {
+    port: &'a Port,
+    timestamp: Instant,
+}
+
+impl phy::TxToken for PortTxToken<'_> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        let mut frame = self.port.wire.borrow_mut().buffer(len);
+        let result = f(&mut frame);
+        self.port
+            .wire
+            .borrow_mut()
+            .transmit(self.port.id, self.timestamp, frame);
+        result
+    }
+}
+
+impl fmt::Debug for PortTxToken<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortTxToken")
+            .field("port", &self.port.id)
+            .field("timestamp", &self.timestamp)
+            .finish()
+    }
+}
+
+/// The shared state behind a [`Segment`] and its ports.
+struct Wire {
+    seed: u64,
+    ports: Vec<PortState>,
+    /// Which port each known MAC lives on (assigned or learned).
+    locations: HashMap<EthernetAddress, usize>,
+    stats: Stats,
+    trace: Fnv1a,
+    /// Orders frames due at the same instant by when they were queued.
+    next_sequence: u64,
+    capture: Option<Vec<u8>>,
+    /// Buffers of consumed frames, reused so steady traffic does not
+    /// allocate.
+    spare: Vec<Vec<u8>>,
+}
+
+struct PortState {
+    max_frame_len: usize,
+    latency: Duration,
+    tx: FaultStream,
+    rx: FaultStream,
+    inbox: BinaryHeap<InFlight>,
+}
+
+enum Destination {
+    One(usize),
+    Everyone,
+}
+
+impl Wire {
+    fn buffer(&mut self, len: usize) -> Vec<u8> {
+        let mut buffer = self.spare.pop().unwrap_or_default();
+        buffer.clear();
+        buffer.resize(len, 0);
+        buffer
+    }
+
+    fn copy_of(&mut self, frame: &[u8]) -> Vec<u8> {
+        let mut buffer = self.spare.pop().unwrap_or_default();
+        buffer.clear();
+        buffer.extend_from_slice(frame);
+        buffer
+    }
+
+    fn recycle(&mut self, buffer: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS {
+            self.spare.push(buffer);
+        }
+    }
+
+    fn transmit(&mut self, from: PortId, now: Instant, mut frame: Vec<u8>) {
+        self.stats.transmitted += 1;
+        if let Some(capture) = &mut self.capture {
+            capture.packet(now, &frame);
+        }
+        if let Ok(header) = EthernetFrame::new_checked(&frame[..]) {
+            let source = header.src_addr();
+            if source.is_unicast() {
+                self.locations.insert(source, from.0);
+            }
+        }
+        let port = &mut self.ports[from.0];
+        let fate = port.tx.apply(&mut frame, &mut self.stats);
+        let sent = now + port.latency;
+        for &delay in fate.delays() {
+            self.switch(from, sent + delay, &frame);
+        }
+        self.recycle(frame);
+    }
+
+    fn switch(&mut self, from: PortId, at: Instant, frame: &[u8]) {
+        // A frame cut shorter than its header has no destination: a real
+        // switch drops such a runt.
+        let Ok(header) = EthernetFrame::new_checked(frame) else {
+            return;
+        };
+        let destination = header.dst_addr();
+        let known = destination
+            .is_unicast()
+            .then(|| self.locations.get(&destination).copied())
+            .flatten();
+        match known.map_or(Destination::Everyone, Destination::One) {
+            Destination::One(to) if to != from.0 => self.arrive(to, at, frame),
+            // The switch never sends a frame back out of the port it came in by.
+            Destination::One(_) => {}
+            Destination::Everyone => {
+                for to in (0..self.ports.len()).filter(|&to| to != from.0) {
+                    self.arrive(to, at, frame);
+                }
+            }
+        }
+    }
+
+    fn arrive(&mut self, to: usize, at: Instant, frame: &[u8]) {
+        if frame.len() > self.ports[to].max_frame_len {
+            self.stats.oversize += 1;
+            log::debug!(
+                "port {to} rx: frame of {} bytes exceeds the MTU",
+                frame.len()
+            );
+            return;
+        }
+        let mut copy = self.copy_of(frame);
+        let port = &mut self.ports[to];
+        let fate = port.rx.apply(&mut copy, &mut self.stats);
+        let arrival = at + port.latency;
+        let delays = fate.delays();
+        for (index, &delay) in delays.iter().enumerate() {
+            let frame = if index + 1 == delays.len() {
+                core::mem::take(&mut copy)
+            } else {
+                self.copy_of(&copy)
+            };
+            self.ports[to].inbox.push(InFlight {
+                at: arrival + delay,
+                sequence: self.next_sequence,
+                frame,
+            });
+            self.next_sequence += 1;
+        }
+        if delays.is_empty() {
+            self.recycle(copy);
+        }
+    }
+
+    fn take_due(&mut self, port: PortId, now: Instant) -> Option<Vec<u8>> {
+        let inbox = &mut self.ports[port.0].inbox;
+        if inbox.peek()?.at > now {
+            return None;
+        }
+        let frame = inbox.pop()?.frame;
+        self.stats.delivered += 1;
+        self.trace.write(&now.total_micros().to_le_bytes());
+        self.trace.write(&(port.0 as u64).to_le_bytes());
+        self.trace.write(&(frame.len() as u64).to_le_bytes());
+        self.trace.write(&frame);
+        Some(frame)
+    }
+}
+
+/// A frame on its way to a port.
+struct InFlight {
+    at: Instant,
+    sequence: u64,
+    frame: Vec<u8>,
+}
+
+// `BinaryHeap` pops its greatest item; the greatest here is the earliest.
+impl Ord for InFlight {
+    fn cmp(&self, other: &InFlight) -> Ordering {
+        (other.at, other.sequence).cmp(&(self.at, self.sequence))
+    }
+}
+
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &InFlight) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, other: &InFlight) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for InFlight {}
+
+/// FNV-1a, 64 bits: tiny, and the same in every build, unlike std's
+/// randomly keyed hasher.
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+
+    fn new() -> Fnv1a {
+        Fnv1a(Self::OFFSET_BASIS)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(Self::PRIME);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Spreads nearby integers (seeds, port numbers) over all 64 bits.
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::phy::{RxToken, TxToken};
+
+    const BROADCAST: [u8; 6] = [0xff; 6];
+
+    fn send(port: &mut Port, now: Instant, destination: [u8; 6], payload: &[u8]) {
+        let source = port.mac();
+        port.transmit(now)
+            .unwrap()
+            .consume(14 + payload.len(), |buf| {
+                buf[..6].copy_from_slice(&destination);
+                buf[6..12].copy_from_slice(source.as_bytes());
+                buf[12..14].copy_from_slice(&[0x88, 0xb5]); // local experimental
+                buf[14..].copy_from_slice(payload);
+            });
+    }
+
+    fn receive(port: &mut Port, now: Instant) -> Option<Vec<u8>> {
+        let (rx, _tx) = port.receive(now)?;
+        Some(rx.consume(|frame| frame[14..].to_vec()))
+    }
+
+    #[test]
+    fn fnv1a_matches_the_reference_vector() {
+        let mut hash = Fnv1a::new();
+        hash.write(b"a");
+        assert_eq!(hash.finish(), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn unicast_goes_only_to_the_owner_of_the_mac() {
+        let segment = Segment::new(0);
+        let mut a = segment.attach(PortConfig::default());
+        let mut b = segment.attach(PortConfig::default());
+        let mut c = segment.attach(PortConfig::default());
+        send(&mut a, Instant::ZERO, b.mac().0, b"to b");
+        assert_eq!(
+            receive(&mut b, Instant::ZERO).as_deref(),
+            Some(&b"to b"[..])
+        );
+        assert_eq!(receive(&mut c, Instant::ZERO), None);
+    }
+
+    #[test]
+    fn broadcast_goes_to_every_other_port() {
+        let segment = Segment::new(0);
+        let mut a = segment.attach(PortConfig::default());
+        let mut b = segment.attach(PortConfig::default());
+        let mut c = segment.attach(PortConfig::default());
+        send(&mut a, Instant::ZERO, BROADCAST, b"all");
+        assert!(receive(&mut b, Instant::ZERO).is_some());
+        assert!(receive(&mut c, Instant::ZERO).is_some());
+        assert_eq!(receive(&mut a, Instant::ZERO), None);
+    }
+
+    #[test]
+    fn unknown_unicast_is_flooded_and_sources_are_learned() {
+        let segment = Segment::new(0);
+        let mut a = segment.attach(PortConfig::default());
+        let mut b = segment.attach(PortConfig::default());
+        let mut c = segment.attach(PortConfig::default());
+        let stranger = [0x02, 0, 0, 0, 0, 0x99];
+        send(&mut a, Instant::ZERO, stranger, b"who?");
+        assert!(receive(&mut b, Instant::ZERO).is_some());
+        assert!(receive(&mut c, Instant::ZERO).is_some());
+
+        // `c` answers from the stranger's MAC: from now on only `c` gets it.
+        let c_mac = c.mac();
+        c.transmit(Instant::ZERO).unwrap().consume(20, |buf| {
+            buf[..6].copy_from_slice(a.mac().as_bytes());
+            buf[6..12].copy_from_slice(&stranger);
+            buf[12..14].copy_from_slice(&[0x88, 0xb5]);
+        });
+        assert!(receive(&mut a, Instant::ZERO).is_some());
+        send(&mut a, Instant::ZERO, stranger, b"you");
+        assert!(receive(&mut c, Instant::ZERO).is_some());
+        assert_eq!(receive(&mut b, Instant::ZERO), None);
+        assert_ne!(c_mac.0, stranger);
+    }
+
+    #[test]
+    fn latency_holds_frames_until_due() {
+        let segment = Segment::new(0);
+        let latency = Duration::from_millis(5);
+        let config = PortConfig {
+            latency,
+            ..PortConfig::default()
+        };
+        let mut a = segment.attach(config);
+        let mut b = segment.attach(config);
+        send(&mut a, Instant::ZERO, b.mac().0, b"slow");
+        let due = Instant::from_millis(10);
+        assert_eq!(segment.next_delivery(), Some(due));
+        assert_eq!(receive(&mut b, due - Duration::from_micros(1)), None);
+        assert!(receive(&mut b, due).is_some());
+        assert_eq!(segment.next_delivery(), None);
+    }
+
+    #[test]
+    fn frames_due_together_keep_their_order() {
+        let segment = Segment::new(0);
+        let mut a = segment.attach(PortConfig::default());
+        let mut b = segment.attach(PortConfig::default());
+        for n in 0..50u8 {
+            send(&mut a, Instant::ZERO, b.mac().0, &[n]);
+        }
+        let received: Vec<u8> = core::iter::from_fn(|| receive(&mut b, Instant::ZERO))
+            .map(|payload| payload[0])
+            .collect();
+        assert_eq!(received, (0..50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn delayed_frames_are_overtaken() {
+        let segment = Segment::new(5);
+        let mut a = segment.attach(PortConfig {
+            tx: Faults {
+                delay: 0.5,
+                max_delay: Duration::from_millis(50),
+                ..Faults::default()
+            },
+            ..PortConfig::default()
+        });
+        let mut b = segment.attach(PortConfig::default());
+        for n in 0..50u8 {
+            send(&mut a, Instant::ZERO, b.mac().0, &[n]);
+        }
+        let received: Vec<u8> = core::iter::from_fn(|| receive(&mut b, Instant::from_secs(1)))
+            .map(|payload| payload[0])
+            .collect();
+        assert_eq!(received.len(), 50);
+        assert!(received.windows(2).any(|pair| pair[0] > pair[1]));
+        assert!(segment.stats().delayed > 0);
+    }
+
+    #[test]
+    fn frames_over_the_receivers_mtu_are_dropped() {
+        let segment = Segment::new(0);
+        let mut big = segment.attach(PortConfig {
+            mtu: 9000,
+            ..PortConfig::default()
+        });
+        let mut small = segment.attach(PortConfig {
+            mtu: 576,
+            ..PortConfig::default()
+        });
+        send(&mut big, Instant::ZERO, small.mac().0, &[0; 576]);
+        send(&mut big, Instant::ZERO, small.mac().0, &[0; 577]);
+        assert_eq!(
+            receive(&mut small, Instant::ZERO).map(|p| p.len()),
+            Some(576)
+        );
+        assert_eq!(receive(&mut small, Instant::ZERO), None);
+        assert_eq!(segment.stats().oversize, 1);
+    }
+
+    #[test]
+    fn device_reports_mtu_with_the_ethernet_header() {
+        let segment = Segment::new(0);
+        let port = segment.attach(PortConfig::default());
+        let capabilities = port.capabilities();
+        assert_eq!(capabilities.medium, Medium::Ethernet);
+        assert_eq!(capabilities.max_transmission_unit, 1514);
+        assert_eq!(capabilities.ip_mtu(), 1500);
+    }
+
+    #[test]
+    fn assigned_macs_are_unicast_and_distinct() {
+        let segment = Segment::new(0);
+        let macs: Vec<_> = (0..300)
+            .map(|_| segment.attach(PortConfig::default()).mac())
+            .collect();
+        assert!(macs.iter().all(|mac| mac.is_unicast() && mac.is_local()));
+        let mut unique = macs.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), macs.len());
+    }
+
+    #[test]
+    fn interface_seeds_differ_per_port_and_per_segment_seed() {
+        let first = Segment::new(1);
+        let second = Segment::new(2);
+        let seed = |port: Port| port.interface_config().random_seed;
+        let a = seed(first.attach(PortConfig::default()));
+        let b = seed(first.attach(PortConfig::default()));
+        let c = seed(second.attach(PortConfig::default()));
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn trace_hash_covers_delivery_time() {
+        let run = |at: Instant| {
+            let segment = Segment::new(0);
+            let mut a = segment.attach(PortConfig::default());
+            let mut b = segment.attach(PortConfig::default());
+            send(&mut a, Instant::ZERO, b.mac().0, b"x");
+            receive(&mut b, at).unwrap();
+            segment.trace_hash()
+        };
+        assert_eq!(run(Instant::ZERO), run(Instant::ZERO));
+        assert_ne!(run(Instant::ZERO), run(Instant::from_millis(1)));
+    }
+
+    #[test]
+    fn capture_is_off_until_enabled() {
+        let segment = Segment::new(0);
+        assert!(segment.pcap().is_none());
+        assert!(matches!(
+            segment.write_pcap("/nonexistent/never-written.pcap"),
+            Err(WritePcapError::CaptureOff)
+        ));
+    }
+
+    #[test]
+    fn capture_records_each_transmitted_frame_once() {
+        let segment = Segment::new(0);
+        segment.enable_capture();
+        let mut a = segment.attach(PortConfig::default());
+        let _b = segment.attach(PortConfig::default());
+        let _c = segment.attach(PortConfig::default());
+        send(&mut a, Instant::from_millis(1500), BROADCAST, &[7; 46]);
+        let pcap = segment.pcap().unwrap();
+        // 24-byte global header, one 16-byte record header, one 60-byte frame.
+        assert_eq!(pcap.len(), 24 + 16 + 60);
+        let field = |at: usize| u32::from_ne_bytes(pcap[at..at + 4].try_into().unwrap());
+        assert_eq!(field(0), 0xa1b2_c3d4);
+        assert_eq!(field(20), 1, "LINKTYPE_ETHERNET");
+        assert_eq!((field(24), field(28)), (1, 500_000), "timestamp 1.5 s");
+        assert_eq!((field(32), field(36)), (60, 60));
+    }
+}
