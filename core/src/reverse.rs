@@ -245,26 +245,34 @@ fn reverse_chars(input: &[u8], output: &mut [u8]) {
 /// Bytes of the character at `i` if it always forms a grapheme cluster on
 /// its own when the characters on both sides are simple too, else 0.
 ///
-/// Simple characters are ASCII and precomposed Hangul syllables (U+AC00 to
-/// U+D7A3). Between two of them UAX #29 always breaks, except CR × LF:
-/// neither is Extend, ZWJ, SpacingMark, Prepend, Regional Indicator or
-/// Extended Pictographic, and two precomposed syllables never join (only
-/// conjoining jamo do).
+/// Simple characters are ASCII, the Latin letters U+00C0 to U+024F, the
+/// Cyrillic letters U+0400 to U+0482 and precomposed Hangul syllables
+/// (U+AC00 to U+D7A3). Their Grapheme_Cluster_Break is Other (or Control,
+/// CR, LF for ASCII) and none is Extended_Pictographic or a Regional
+/// Indicator, so between two of them UAX #29 always breaks, except CR × LF;
+/// two precomposed syllables never join (only conjoining jamo do).
 #[inline(always)]
 fn simple_len(input: &[u8], i: usize) -> usize {
     let lead = input[i];
-    if lead.is_ascii() {
-        return 1;
-    }
-    if (0xea..=0xed).contains(&lead) && i + 2 < input.len() {
-        let scalar = (u32::from(lead & 0x0f) << 12)
-            | (u32::from(input[i + 1] & 0x3f) << 6)
-            | u32::from(input[i + 2] & 0x3f);
-        if (0xac00..=0xd7a3).contains(&scalar) {
-            return 3;
+    match lead {
+        0x00..=0x7f => 1,
+        0xc3..=0xc9 | 0xd0..=0xd2 if i + 1 < input.len() => {
+            let scalar = (u32::from(lead & 0x1f) << 6) | u32::from(input[i + 1] & 0x3f);
+            let simple = (0xc0..=0x24f).contains(&scalar) || (0x400..=0x482).contains(&scalar);
+            if simple { 2 } else { 0 }
         }
+        0xea..=0xed if i + 2 < input.len() => {
+            let scalar = (u32::from(lead & 0x0f) << 12)
+                | (u32::from(input[i + 1] & 0x3f) << 6)
+                | u32::from(input[i + 2] & 0x3f);
+            if (0xac00..=0xd7a3).contains(&scalar) {
+                3
+            } else {
+                0
+            }
+        }
+        _ => 0,
     }
-    0
 }
 
 /// Grapheme reversal with a fast path for simple characters.
@@ -485,6 +493,19 @@ mod tests {
             "ß",
             "©",
             "\u{fe0f}",
+            "\u{c0}",
+            "\u{24f}",
+            "\u{250}",
+            "\u{bf}",
+            "Ж",
+            "\u{482}",
+            "\u{483}",
+            "\u{489}",
+            "\u{3ff}",
+            "\u{ad}",
+            "\u{d7a3}",
+            "\u{d7a4}",
+            "\u{abff}",
         ]);
         prop::collection::vec(
             prop_oneof![
