@@ -83,7 +83,7 @@ pub fn answer(mode: Mode, max_line: usize, payload: &[u8], output: &mut [u8]) ->
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "graphemes"))]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -1,6 +1,6 @@
 //! Error replies: the `ERR <code> <words>` lines of the protocol.
 
-use core::fmt::{self, Write};
+use core::fmt;
 
 use smoltcp::time::Duration;
 
@@ -115,29 +115,92 @@ impl ErrorReply {
     /// assert_eq!(ErrorReply::Busy.write(b"\n", &mut small), None);
     /// ```
     pub fn write(&self, terminator: &[u8], out: &mut [u8]) -> Option<usize> {
-        let mut text = heapless::String::<MAX_ERROR_REPLY>::new();
-        // Every message is shorter than MAX_ERROR_REPLY (tested), so this cannot fail.
-        write!(text, "{self}").ok()?;
+        let text = self.text();
+        let text = text.as_bytes();
         let len = text.len() + terminator.len();
         let out = out.get_mut(..len)?;
         let (head, tail) = out.split_at_mut(text.len());
-        head.copy_from_slice(text.as_bytes());
+        head.copy_from_slice(text);
         tail.copy_from_slice(terminator);
         Some(len)
+    }
+
+    /// The reply's words, built without `core::fmt` (which costs kilobytes
+    /// of flash on a board).
+    fn text(&self) -> Text {
+        let mut text = Text::new();
+        text.push(b"ERR ");
+        text.push(self.code().as_str().as_bytes());
+        text.push(b" ");
+        match *self {
+            ErrorReply::TooLong { max_line } => {
+                text.push(b"line longer than ");
+                text.push_number(max_line as u64);
+                text.push(b" bytes");
+            }
+            ErrorReply::Utf8 { offset } => {
+                text.push(b"invalid UTF-8 at byte ");
+                text.push_number(offset as u64);
+            }
+            ErrorReply::Busy => text.push(b"all sessions in use, try again later"),
+            ErrorReply::IdleTimeout { after } => {
+                text.push(b"no data for ");
+                text.push_number(after.secs());
+                text.push(b"s, closing");
+            }
+        }
+        text
     }
 }
 
 impl fmt::Display for ErrorReply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ERR {} ", self.code())?;
-        match self {
-            ErrorReply::TooLong { max_line } => write!(f, "line longer than {max_line} bytes"),
-            ErrorReply::Utf8 { offset } => write!(f, "invalid UTF-8 at byte {offset}"),
-            ErrorReply::Busy => f.write_str("all sessions in use, try again later"),
-            ErrorReply::IdleTimeout { after } => {
-                write!(f, "no data for {}s, closing", after.secs())
+        f.write_str(self.text().as_str())
+    }
+}
+
+/// A short ASCII text in a fixed buffer; what does not fit is cut off
+/// (never the case for the bounded replies above, which are tested).
+struct Text {
+    buf: [u8; MAX_ERROR_REPLY],
+    len: usize,
+}
+
+impl Text {
+    const fn new() -> Self {
+        Text {
+            buf: [0; MAX_ERROR_REPLY],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let end = (self.len + bytes.len()).min(self.buf.len());
+        self.buf[self.len..end].copy_from_slice(&bytes[..end - self.len]);
+        self.len = end;
+    }
+
+    fn push_number(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
             }
         }
+        self.push(&digits[start..]);
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII is ever pushed.
+        core::str::from_utf8(self.as_bytes()).unwrap_or("ERR")
     }
 }
 
@@ -169,6 +232,13 @@ mod tests {
             );
             assert!(line.ends_with('\n'));
         }
+    }
+
+    #[test]
+    fn display_is_the_reply_without_terminator() {
+        let reply = ErrorReply::Utf8 { offset: 0 };
+        assert_eq!(format!("{reply}\n"), text(reply));
+        assert_eq!(reply.to_string(), "ERR utf8 invalid UTF-8 at byte 0");
     }
 
     #[test]

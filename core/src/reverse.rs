@@ -6,6 +6,7 @@
 use core::fmt;
 use core::str::FromStr;
 
+#[cfg(feature = "graphemes")]
 use unicode_segmentation::UnicodeSegmentation;
 
 /// What a reversal keeps whole.
@@ -23,15 +24,30 @@ use unicode_segmentation::UnicodeSegmentation;
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Mode {
     /// Extended grapheme clusters (UAX #29): `e\u{301}`, `👍🏽`, `🇰🇷` and `각` stay whole.
+    /// The default; needs the `graphemes` feature.
+    #[cfg(feature = "graphemes")]
     #[default]
     Graphemes,
-    /// Unicode scalar values, like Python's `s[::-1]`.
+    /// Unicode scalar values, like Python's `s[::-1]`; the default without
+    /// the `graphemes` feature.
+    #[cfg_attr(not(feature = "graphemes"), default)]
     Chars,
     /// Raw bytes; any input is accepted, no UTF-8 check.
     Bytes,
 }
 
 impl Mode {
+    /// The default mode, usable in `const` contexts.
+    ///
+    /// ```
+    /// assert_eq!(reversal_core::Mode::DEFAULT, reversal_core::Mode::default());
+    /// ```
+    #[cfg(feature = "graphemes")]
+    pub const DEFAULT: Mode = Mode::Graphemes;
+    /// The default mode, usable in `const` contexts.
+    #[cfg(not(feature = "graphemes"))]
+    pub const DEFAULT: Mode = Mode::Chars;
+
     /// The name used on command lines and in the documentation.
     ///
     /// ```
@@ -39,6 +55,7 @@ impl Mode {
     /// ```
     pub const fn name(self) -> &'static str {
         match self {
+            #[cfg(feature = "graphemes")]
             Mode::Graphemes => "graphemes",
             Mode::Chars => "chars",
             Mode::Bytes => "bytes",
@@ -81,6 +98,7 @@ impl FromStr for Mode {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
+            #[cfg(feature = "graphemes")]
             "graphemes" => Ok(Mode::Graphemes),
             "chars" => Ok(Mode::Chars),
             "bytes" => Ok(Mode::Bytes),
@@ -166,6 +184,7 @@ pub fn reverse(mode: Mode, input: &[u8], output: &mut [u8]) -> Result<usize, Rev
     match mode {
         Mode::Bytes => reverse_bytes(input, output),
         Mode::Chars => reverse_chars(input, output),
+        #[cfg(feature = "graphemes")]
         Mode::Graphemes => reverse_graphemes(input, output),
     }
     Ok(n)
@@ -242,6 +261,7 @@ fn reverse_chars(input: &[u8], output: &mut [u8]) {
     }
 }
 
+#[cfg(feature = "graphemes")]
 /// Bytes of the character at `i` if it always forms a grapheme cluster on
 /// its own when the characters on both sides are simple too, else 0.
 ///
@@ -275,6 +295,7 @@ fn simple_len(input: &[u8], i: usize) -> usize {
     }
 }
 
+#[cfg(feature = "graphemes")]
 /// Grapheme reversal with a fast path for simple characters.
 ///
 /// The text is cut at positions that are certainly cluster boundaries (between
@@ -315,6 +336,7 @@ fn reverse_graphemes(input: &[u8], output: &mut [u8]) {
     }
 }
 
+#[cfg(feature = "graphemes")]
 /// Moves an ASCII run whose ends are cluster boundaries, keeping CR LF whole.
 fn place_ascii_run(input: &[u8], output: &mut [u8], start: usize, end: usize) {
     place_reversed(input, output, start, end);
@@ -333,6 +355,7 @@ fn place_ascii_run(input: &[u8], output: &mut [u8], start: usize, end: usize) {
     }
 }
 
+#[cfg(feature = "graphemes")]
 /// Reverses, by full segmentation, the span from `start` (a cluster boundary)
 /// to the next certain boundary, and returns that boundary.
 fn reverse_complex_span(input: &[u8], output: &mut [u8], start: usize) -> usize {
@@ -361,7 +384,7 @@ fn reverse_complex_span(input: &[u8], output: &mut [u8], start: usize) -> usize 
     end
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "graphemes"))]
 mod tests {
     use super::*;
     use proptest::prelude::*;

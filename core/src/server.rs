@@ -237,8 +237,10 @@ impl fmt::Display for CloseReason {
     }
 }
 
+// repr(u8): `Listening` is tag 0 (no niche in CloseReason), see ServerResources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
 enum Phase {
     Listening,
     Active,
@@ -265,7 +267,7 @@ const NO_PEER: IpEndpoint = IpEndpoint {
 impl<const LINE: usize> Slot<LINE> {
     const fn new() -> Self {
         Slot {
-            session: Session::new(),
+            session: Session::unconfigured(),
             phase: Phase::Listening,
             opened_at: Instant::ZERO,
             peer: NO_PEER,
@@ -283,7 +285,9 @@ impl<const LINE: usize> Slot<LINE> {
 /// - `LINE`: each session's line buffer, the largest `max_line`.
 ///
 /// RAM is about `SESSIONS * (RX + TX + LINE) + 2 * (RX + TX)` plus smoltcp's
-/// socket state; [`core::mem::size_of`] tells exactly.
+/// socket state; [`core::mem::size_of`] tells exactly. Every byte of
+/// `new()` is zero or uninitialised, so a `static` of it goes to `.bss` and
+/// costs no flash; smoltcp's socket slots are filled in by [`Server::new`].
 ///
 /// ```
 /// use reversal_core::ServerResources;
@@ -302,7 +306,7 @@ pub struct ServerResources<
     const LINE: usize,
 > {
     #[cfg_attr(feature = "defmt", defmt(Debug2Format))]
-    sockets: [SocketStorage<'a>; SOCKETS],
+    sockets: Deferred<[SocketStorage<'a>; SOCKETS]>,
     session_rx: [[u8; RX]; SESSIONS],
     session_tx: [[u8; TX]; SESSIONS],
     slots: [Slot<LINE>; SESSIONS],
@@ -310,10 +314,10 @@ pub struct ServerResources<
     busy_rx: [u8; BUSY_RX],
     busy_tx: [u8; MAX_ERROR_REPLY],
     #[cfg_attr(feature = "defmt", defmt(Debug2Format))]
-    udp_rx_meta: [udp::PacketMetadata; UDP_PACKETS],
+    udp_rx_meta: heapless::Vec<udp::PacketMetadata, UDP_PACKETS>,
     udp_rx: [u8; RX],
     #[cfg_attr(feature = "defmt", defmt(Debug2Format))]
-    udp_tx_meta: [udp::PacketMetadata; UDP_PACKETS],
+    udp_tx_meta: heapless::Vec<udp::PacketMetadata, UDP_PACKETS>,
     udp_tx: [u8; TX],
 }
 
@@ -365,16 +369,16 @@ impl<
     /// ```
     pub const fn new() -> Self {
         ServerResources {
-            sockets: [SocketStorage::EMPTY; SOCKETS],
+            sockets: Deferred::Empty,
             session_rx: [[0; RX]; SESSIONS],
             session_tx: [[0; TX]; SESSIONS],
             slots: [const { Slot::new() }; SESSIONS],
             scratch: [0; TX],
             busy_rx: [0; BUSY_RX],
             busy_tx: [0; MAX_ERROR_REPLY],
-            udp_rx_meta: [udp::PacketMetadata::EMPTY; UDP_PACKETS],
+            udp_rx_meta: heapless::Vec::new(),
             udp_rx: [0; RX],
-            udp_tx_meta: [udp::PacketMetadata::EMPTY; UDP_PACKETS],
+            udp_tx_meta: heapless::Vec::new(),
             udp_tx: [0; TX],
         }
     }
@@ -460,6 +464,35 @@ fn tcp_socket<'a>(rx: &'a mut [u8], tx: &'a mut [u8], config: &ServerConfig) -> 
     socket
 }
 
+/// A value filled in at run time whose empty state is all zero bytes.
+///
+/// smoltcp's empty socket slot has non-zero bytes (an enum niche), which
+/// would put a whole `static ServerResources` into `.data`, copied from
+/// flash. With an explicit tag and no niche, `Empty` is zero and the static
+/// stays in `.bss`.
+#[derive(Debug)]
+#[repr(C, u8)]
+enum Deferred<T> {
+    Empty,
+    Ready(T),
+}
+
+impl<T> Deferred<T> {
+    fn insert(&mut self, value: T) -> &mut T {
+        *self = Deferred::Ready(value);
+        match self {
+            Deferred::Ready(value) => value,
+            Deferred::Empty => unreachable!("just filled"),
+        }
+    }
+}
+
+/// Fills `slots` up to its capacity with `empty()` (a fresh server's slots).
+fn fill<T, const N: usize>(slots: &mut heapless::Vec<T, N>, empty: impl Fn() -> T) {
+    slots.clear();
+    while slots.push(empty()).is_ok() {}
+}
+
 /// Puts a socket back to listening. Only fails for port 0, checked at start.
 fn relisten(socket: &mut tcp::Socket<'_>, port: u16) {
     if socket.is_open() {
@@ -514,6 +547,9 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
             udp_tx_meta,
             udp_tx,
         } = resources;
+        fill(udp_rx_meta, || udp::PacketMetadata::EMPTY);
+        fill(udp_tx_meta, || udp::PacketMetadata::EMPTY);
+        let sockets = sockets.insert([SocketStorage::EMPTY; SOCKETS]);
         let mut set = SocketSet::new(&mut sockets[..]);
         let mut handles = heapless::Vec::new();
         // Session sockets first: smoltcp hands a SYN to the first listening
@@ -946,7 +982,7 @@ fn free_output<'s>(socket: &tcp::Socket<'_>, scratch: &'s mut [u8]) -> &'s mut [
     &mut scratch[..len]
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "graphemes"))]
 mod tests {
     use super::*;
     use crate::client::{LineClient, RecvError};

@@ -43,7 +43,7 @@ pub struct SessionConfig {
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl SessionConfig {
-    /// Graphemes mode, lines up to `max_line` bytes, a two-minute idle
+    /// The default mode, lines up to `max_line` bytes, a two-minute idle
     /// timeout and no idle flush.
     ///
     /// ```
@@ -52,7 +52,7 @@ impl SessionConfig {
     /// ```
     pub const fn new(max_line: usize) -> Self {
         SessionConfig {
-            mode: Mode::Graphemes,
+            mode: Mode::DEFAULT,
             max_line,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             idle_flush: None,
@@ -199,8 +199,10 @@ pub enum Finish {
     IdleTimeout,
 }
 
+// repr(u8): `Open` is tag 0, so a session in a `static` needs no `.data`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
 enum State {
     Open,
     Finished(Finish),
@@ -256,8 +258,22 @@ impl<const LINE: usize> Session<LINE> {
     /// assert_eq!(SESSION.config().max_line, 512);
     /// ```
     pub const fn new() -> Self {
+        let mut session = Self::unconfigured();
+        session.config = SessionConfig::new(LINE);
+        session
+    }
+
+    /// A session whose bytes are all zero (`max_line` 0, no timers), so a
+    /// `static` holding many of them lands in `.bss`, not in flash. It must
+    /// be given a configuration before use.
+    pub(crate) const fn unconfigured() -> Self {
         Session {
-            config: SessionConfig::new(LINE),
+            config: SessionConfig {
+                mode: Mode::DEFAULT,
+                max_line: 0,
+                idle_timeout: None,
+                idle_flush: None,
+            },
             line: Vec::new(),
             pending_cr: false,
             discarding: false,
@@ -680,7 +696,7 @@ impl<const LINE: usize> Session<LINE> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "graphemes"))]
 mod tests {
     use super::*;
     use proptest::prelude::*;
