@@ -266,11 +266,24 @@ impl<const LINE: usize> LineClient<LINE> {
         Ok(len)
     }
 
-    /// Half-closes: sends FIN after what is queued. Replies can still be read.
+    /// Half-closes: `WouldBlock` until the server has acknowledged all that
+    /// was sent, then sends FIN. Replies can still be read afterwards.
+    ///
+    /// The FIN goes out on its own because smoltcp 0.14's fast retransmit
+    /// can send a segment beyond the peer's window, and a smoltcp peer then
+    /// accepts a FIN riding on it before the data it cut off.
     ///
     /// See the [`LineClient`] example.
-    pub fn close(&mut self, sockets: &mut SocketSet<'_>) {
-        sockets.get_mut::<tcp::Socket>(self.handle).close();
+    pub fn close(
+        &mut self,
+        sockets: &mut SocketSet<'_>,
+    ) -> nb::Result<(), core::convert::Infallible> {
+        let socket = sockets.get_mut::<tcp::Socket>(self.handle);
+        if socket.may_send() && socket.send_queue() > 0 {
+            return Err(nb::Error::WouldBlock);
+        }
+        socket.close();
+        Ok(())
     }
 
     /// Whether the connection is fully closed (both directions).

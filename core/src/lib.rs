@@ -25,6 +25,7 @@ pub mod reply;
 pub mod reverse;
 pub mod server;
 pub mod session;
+mod syn_guard;
 
 pub use reply::ErrorCode;
 pub use reverse::Mode;

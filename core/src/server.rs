@@ -18,6 +18,7 @@ use crate::datagram::{self, Answer};
 use crate::fmt::{net_debug, net_info, net_warn};
 use crate::reply::{ErrorCode, ErrorReply, MAX_ERROR_REPLY};
 use crate::session::{self, Finish, Session, SessionConfig, SessionStats};
+use crate::syn_guard::{Held, SynGuard};
 
 /// Datagrams each UDP buffer can hold at once.
 pub const UDP_PACKETS: usize = 8;
@@ -47,12 +48,16 @@ pub struct ServerConfig {
     pub sessions: usize,
     /// Behaviour of every session.
     pub session: SessionConfig,
-    /// smoltcp's TCP timeout: a peer that sends nothing for this long (also
-    /// during the handshake) is dropped, so it cannot hold a slot; keep-alive
-    /// probes at half this interval keep live idle peers talking.
+    /// Handshake timeout (smoltcp's TCP timeout on a listening socket): a
+    /// half-open connection that goes silent this long loses its slot. Open
+    /// sessions are not subject to it (smoltcp's zero-window probes back off
+    /// past any short timeout); a dead peer there is found by the idle timeout.
     pub tcp_timeout: Duration,
-    /// After the server closes a session, how long the peer has to finish
-    /// the close before the socket is reset and reused.
+    /// Once the server has sent its FIN, how long the peer has to finish the
+    /// close before the socket is reset and reused; also how long an idle
+    /// session gets to deliver its `ERR idle-timeout`. While other replies
+    /// are still unacknowledged the idle timeout applies instead, counted
+    /// from the last reply the peer acknowledged.
     pub close_timeout: Duration,
 }
 
@@ -61,7 +66,8 @@ pub const DEFAULT_PORT: u16 = 8888;
 
 impl ServerConfig {
     /// Port 8888 for TCP and UDP, `sessions` sessions with lines up to
-    /// `max_line` bytes, a 10 s TCP timeout and a 10 s close timeout.
+    /// `max_line` bytes, a 10 s handshake timeout and a 30 s close timeout
+    /// (room for three backed-off retransmissions of a lost FIN).
     ///
     /// ```
     /// let config = reversal_core::ServerConfig::new(3, 512);
@@ -74,7 +80,7 @@ impl ServerConfig {
             sessions,
             session: SessionConfig::new(max_line),
             tcp_timeout: Duration::from_secs(10),
-            close_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -244,7 +250,15 @@ impl fmt::Display for CloseReason {
 enum Phase {
     Listening,
     Active,
-    Closing { since: Instant, reason: CloseReason },
+    /// `since`: when the peer last acknowledged anything; `fin_sent`: the
+    /// FIN goes out only once every reply is acknowledged, so it never rides
+    /// on data (smoltcp 0.14's fast retransmit can send a segment beyond the
+    /// peer's window, and a smoltcp peer then takes such a FIN too early).
+    Closing {
+        since: Instant,
+        reason: CloseReason,
+        fin_sent: bool,
+    },
 }
 
 /// One session's state next to its socket.
@@ -421,6 +435,8 @@ pub struct Server<'a, const SESSIONS: usize, const LINE: usize> {
     udp: Option<SocketHandle>,
     /// Counters of finished sessions plus server-level events.
     totals: Counters,
+    /// Connections the sockets hold, refreshed before each interface poll.
+    held: Held<SESSIONS>,
     shutting_down: bool,
 }
 
@@ -448,19 +464,12 @@ impl<const SESSIONS: usize, const LINE: usize> defmt::Format for Server<'_, SESS
     }
 }
 
-fn tcp_socket<'a>(rx: &'a mut [u8], tx: &'a mut [u8], config: &ServerConfig) -> tcp::Socket<'a> {
+fn tcp_socket<'a>(rx: &'a mut [u8], tx: &'a mut [u8]) -> tcp::Socket<'a> {
     let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
     // Replies are whole lines already: Nagle and delayed ACKs only add latency
     // to pipelined request/response traffic.
     socket.set_nagle_enabled(false);
     socket.set_ack_delay(None);
-    // smoltcp's timeout drops a connection whose peer sends nothing for that
-    // long (handshakes included); keep-alive makes a live but quiet peer
-    // answer in time, so only dead peers lose their slot.
-    socket.set_timeout(Some(config.tcp_timeout));
-    socket.set_keep_alive(Some(Duration::from_millis(
-        config.tcp_timeout.total_millis() / 2,
-    )));
     socket
 }
 
@@ -493,13 +502,26 @@ fn fill<T, const N: usize>(slots: &mut heapless::Vec<T, N>, empty: impl Fn() -> 
     while slots.push(empty()).is_ok() {}
 }
 
+/// Takes a socket whose connection is over back to listening, or leaves it
+/// closed. A socket that was just aborted stays closed until the next pass
+/// (the `Closed` arm of the listening phase re-listens it): `listen` would
+/// forget the connection before smoltcp sends the peer its RST.
+fn finish_connection(socket: &mut tcp::Socket<'_>, config: &ServerConfig, shutting_down: bool) {
+    if shutting_down {
+        socket.abort();
+    } else if socket.state() != tcp::State::Closed {
+        relisten(socket, config);
+    }
+}
+
 /// Puts a socket back to listening. Only fails for port 0, checked at start.
-fn relisten(socket: &mut tcp::Socket<'_>, port: u16) {
+fn relisten(socket: &mut tcp::Socket<'_>, config: &ServerConfig) {
     if socket.is_open() {
         socket.abort();
     }
-    if socket.listen(port).is_err() {
-        net_warn!("cannot listen on port {}", port);
+    socket.set_timeout(Some(config.tcp_timeout));
+    if socket.listen(config.port).is_err() {
+        net_warn!("cannot listen on port {}", config.port);
     }
 }
 
@@ -559,8 +581,8 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
             .zip(session_tx.iter_mut())
             .take(config.sessions)
         {
-            let mut socket = tcp_socket(rx, tx, &config);
-            relisten(&mut socket, config.port);
+            let mut socket = tcp_socket(rx, tx);
+            relisten(&mut socket, &config);
             // Cannot fail: config.sessions <= SESSIONS.
             let _ = handles.push(set.add(socket));
         }
@@ -568,8 +590,8 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
             *slot = Slot::new();
             slot.session.set_config(config.session)?;
         }
-        let mut busy = tcp_socket(busy_rx, busy_tx, &config);
-        relisten(&mut busy, config.port);
+        let mut busy = tcp_socket(busy_rx, busy_tx);
+        relisten(&mut busy, &config);
         let busy = set.add(busy);
         let udp = config.udp_port.map(|port| {
             let mut socket = udp::Socket::new(
@@ -598,6 +620,7 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
             busy_phase: BusyPhase::Listening,
             udp,
             totals: Counters::default(),
+            held: Held::new(),
             shutting_down: false,
         })
     }
@@ -626,14 +649,42 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
         device: &mut D,
     ) -> Option<Instant> {
         for _ in 0..MAX_ROUNDS {
-            iface.poll(now, device, &mut self.sockets);
+            self.poll_interface(now, iface, device);
             if !self.service(now) {
                 return self.next_deadline(now, iface);
             }
         }
         // Still busy: send what was answered and ask to be called again at once.
-        iface.poll(now, device, &mut self.sockets);
+        self.poll_interface(now, iface, device);
         Some(now)
+    }
+
+    /// Lets smoltcp receive and transmit, with repeated SYNs of connections
+    /// our sockets already hold kept from the listeners (see `syn_guard`).
+    fn poll_interface<D: Device + ?Sized>(
+        &mut self,
+        now: Instant,
+        iface: &mut Interface,
+        device: &mut D,
+    ) {
+        self.held.clear();
+        for &handle in self.handles.iter().chain(core::iter::once(&self.busy)) {
+            let socket = self.sockets.get::<tcp::Socket>(handle);
+            if matches!(
+                socket.state(),
+                tcp::State::Listen | tcp::State::Closed | tcp::State::TimeWait
+            ) {
+                continue;
+            }
+            if let (Some(peer), Some(local)) = (socket.remote_endpoint(), socket.local_endpoint()) {
+                self.held.hold(peer, local.port);
+            }
+        }
+        iface.poll(
+            now,
+            &mut SynGuard::new(device, &self.held),
+            &mut self.sockets,
+        );
     }
 
     /// Like [`poll`](Self::poll), but returns how long the caller may sleep.
@@ -730,13 +781,16 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
     }
 
     fn next_deadline(&mut self, now: Instant, iface: &mut Interface) -> Option<Instant> {
-        let close_timeout = self.config.close_timeout;
         let sessions = self.slots[..self.handles.len()]
             .iter()
             .map(|slot| match slot.phase {
                 Phase::Listening => None,
                 Phase::Active => slot.session.deadline(),
-                Phase::Closing { since, .. } => Some(since + close_timeout),
+                Phase::Closing {
+                    since,
+                    reason,
+                    fin_sent,
+                } => closing_limit(&self.config, reason, fin_sent).map(|limit| since + limit),
             });
         let busy = match self.busy_phase {
             BusyPhase::Listening => None,
@@ -771,13 +825,15 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
                     slot.opened_at = now;
                     slot.peer = socket.remote_endpoint().unwrap_or(NO_PEER);
                     slot.queued = 0;
+                    // The handshake is over: from here the idle timeout watches the peer.
+                    socket.set_timeout(None);
                     self.totals.connections += 1;
                     net_info!("session {}: open from {}", index, slot.peer);
                     self.service_session(index, now);
                     true
                 }
                 tcp::State::Closed if !self.shutting_down => {
-                    relisten(socket, self.config.port);
+                    relisten(socket, &self.config);
                     true
                 }
                 _ => false,
@@ -789,28 +845,55 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
                 }
                 let moved = move_bytes(socket, slot, self.scratch, now, self.shutting_down);
                 if let Some(finish) = slot.session.finished() {
-                    socket.close();
                     let reason = match finish {
                         Finish::IdleTimeout => CloseReason::IdleTimeout,
                         Finish::EndOfInput if self.shutting_down => CloseReason::Shutdown,
                         Finish::EndOfInput => CloseReason::EndOfInput,
                     };
-                    slot.phase = Phase::Closing { since: now, reason };
+                    slot.phase = Phase::Closing {
+                        since: now,
+                        reason,
+                        fin_sent: false,
+                    };
+                    self.service_session(index, now);
                     return true;
                 }
                 moved
             }
-            Phase::Closing { since, reason } => {
+            Phase::Closing {
+                mut since,
+                reason,
+                mut fin_sent,
+            } => {
                 if matches!(state, tcp::State::Closed | tcp::State::TimeWait) {
                     self.end_session(index, now, reason);
-                    true
-                } else if now >= since + self.config.close_timeout {
+                    return true;
+                }
+                let queued = socket.send_queue();
+                let acknowledged = queued < slot.queued;
+                if acknowledged {
+                    since = now;
+                }
+                slot.queued = queued;
+                let send_fin = !fin_sent && queued == 0;
+                if send_fin {
+                    socket.close();
+                    fin_sent = true;
+                    since = now;
+                }
+                slot.phase = Phase::Closing {
+                    since,
+                    reason,
+                    fin_sent,
+                };
+                if closing_limit(&self.config, reason, fin_sent)
+                    .is_some_and(|limit| now >= since + limit)
+                {
                     socket.abort();
                     self.end_session(index, now, CloseReason::Abandoned);
-                    true
-                } else {
-                    false
+                    return true;
                 }
+                acknowledged || send_fin
             }
         }
     }
@@ -833,11 +916,7 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
         );
         slot.phase = Phase::Listening;
         let socket = self.sockets.get_mut::<tcp::Socket>(self.handles[index]);
-        if self.shutting_down {
-            socket.abort();
-        } else {
-            relisten(socket, self.config.port);
-        }
+        finish_connection(socket, &self.config, self.shutting_down);
     }
 
     fn service_busy(&mut self, now: Instant) -> bool {
@@ -861,7 +940,7 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
                     true
                 }
                 tcp::State::Closed if !self.shutting_down => {
-                    relisten(socket, self.config.port);
+                    relisten(socket, &self.config);
                     true
                 }
                 _ => false,
@@ -871,12 +950,11 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
                 if !done && now < since + BUSY_LINGER {
                     return false;
                 }
-                self.busy_phase = BusyPhase::Listening;
-                if self.shutting_down {
+                if !done {
                     socket.abort();
-                } else {
-                    relisten(socket, self.config.port);
                 }
+                self.busy_phase = BusyPhase::Listening;
+                finish_connection(socket, &self.config, self.shutting_down);
                 true
             }
         }
@@ -921,6 +999,17 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
             moved = true;
         }
         moved
+    }
+}
+
+/// How long a closing session may go without progress: the idle timeout
+/// while replies wait for a live peer, the close timeout once the FIN is out
+/// or when the peer already sat silent through the idle timeout.
+fn closing_limit(config: &ServerConfig, reason: CloseReason, fin_sent: bool) -> Option<Duration> {
+    if fin_sent || reason == CloseReason::IdleTimeout {
+        Some(config.close_timeout)
+    } else {
+        config.session.idle_timeout
     }
 }
 
@@ -1191,7 +1280,7 @@ mod tests {
         let mut net = Net::new(config());
         let mut c = net.client(40000);
         net.block(|n| c.send(&mut n.sockets, b"one\ntwo")).unwrap();
-        c.close(&mut net.sockets);
+        net.block(|n| c.close(&mut n.sockets)).unwrap();
         assert_eq!(net.reply(&mut c).unwrap(), b"eno\n");
         assert_eq!(net.reply(&mut c).unwrap(), b"owt");
         assert_eq!(net.reply(&mut c), Err(RecvError::Closed));
@@ -1221,7 +1310,7 @@ mod tests {
             let mut c = net.client(port);
             net.send(&mut c, b"abc");
             assert_eq!(net.reply(&mut c).unwrap(), b"cba\n");
-            c.close(&mut net.sockets);
+            net.block(|n| c.close(&mut n.sockets)).unwrap();
             assert_eq!(net.reply(&mut c), Err(RecvError::Closed));
             net.wait_until(|n| n.server.active_sessions() == 0);
         }
