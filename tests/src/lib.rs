@@ -19,6 +19,10 @@
 //!   two-minute timeout takes microseconds.
 //! - **Convenience.** A [`Host`] bundles an `Interface`, a `SocketSet` and a
 //!   port, with helpers for TCP and UDP sockets.
+//! - **The reversal server.** [`reversal`] runs the core's `Server` as a
+//!   party ([`ServerParty`](reversal::ServerParty)) and holds scripted
+//!   conversations through the core's `LineClient`
+//!   ([`ClientParty`](reversal::ClientParty)).
 //!
 //! Seeds: [`seed_sweep!`] runs a scenario over many seeds and prints the
 //! command that replays a failing one (`SIM_SEED=n`); `SIM_SEEDS=n`
@@ -101,6 +105,7 @@ mod capture;
 mod clock;
 mod faults;
 mod host;
+pub mod reversal;
 mod seeds;
 mod segment;
 mod sim;

@@ -1,0 +1,697 @@
+//! Scenario support for the reversal server: the core's [`Server`] as a
+//! [`Party`], and clients that hold conversations through the core's
+//! non-blocking [`LineClient`].
+//!
+//! - A [`ServerParty`] owns a [`Server`], its smoltcp `Interface` and the
+//!   [`Port`] it runs on. Each poll runs the server once, so it answers, and
+//!   its timers (idle flush, idle timeout, close timeout) fire, in virtual
+//!   time.
+//! - A [`ClientParty`] is a [`Host`] with any number of
+//!   [`Conversation`]s: one TCP connection each, driven by a [`Script`] of
+//!   steps (send bytes, wait, close) while every reply line is collected
+//!   with the virtual time it arrived.
+//!
+//! Misbehaving clients (ones that never read, reset, or vanish) are best
+//! written with raw smoltcp sockets on a plain [`Host`].
+//!
+//! # Example
+//!
+//! A server with two sessions answers a client that sends two lines, one of
+//! them with CR LF, then half-closes.
+//!
+//! ```
+//! use reversal_core::{ServerConfig, ServerResources};
+//! use reversal_sim::reversal::{ClientParty, Script, ServerParty};
+//! use reversal_sim::{Host, PortConfig, Sim};
+//! use smoltcp::time::Duration;
+//! use smoltcp::wire::{IpAddress, IpCidr};
+//!
+//! let mut sim = Sim::new(1);
+//! // The server borrows its memory for as long as it lives: leak it.
+//! let resources: &'static mut ServerResources<'static, 2, 4, 1024, 1024, 128> =
+//!     Box::leak(Box::default());
+//! let server_address = IpCidr::new(IpAddress::v4(10, 0, 0, 1), 24);
+//! let server = ServerParty::new(
+//!     sim.attach(PortConfig::default()),
+//!     server_address,
+//!     sim.now(),
+//!     ServerConfig::new(2, 128),
+//!     resources,
+//! )
+//! .unwrap();
+//! let server = sim.add(server);
+//!
+//! let host = Host::new(
+//!     sim.attach(PortConfig::default()),
+//!     &[IpCidr::new(IpAddress::v4(10, 0, 0, 2), 24)],
+//!     sim.now(),
+//! );
+//! let mut client = ClientParty::new(host);
+//! let script = Script::new().send_line("hello").send("각👍🏽\r\n").close();
+//! let talk = client.connect((server_address.address(), 8888), 40_000, script).unwrap();
+//! let client = sim.add(client);
+//!
+//! sim.run_until(Duration::from_secs(10), |sim| sim[client].conversation(talk).is_ended())
+//!     .unwrap();
+//! let talk = sim[client].conversation(talk);
+//! assert_eq!(talk.reply_text(), ["olleh\n", "👍🏽각\r\n"]);
+//! assert!(!talk.was_reset());
+//! assert_eq!(sim[server].counters().lines, 2);
+//! ```
+
+use core::fmt;
+use std::collections::VecDeque;
+
+use reversal_core::client::{ConnectError, LineClient, RecvError, SendError};
+use reversal_core::server::ConfigError;
+use reversal_core::{Counters, Server, ServerConfig, ServerResources};
+use smoltcp::iface::{Interface, SocketHandle};
+use smoltcp::socket::tcp;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{IpCidr, IpEndpoint};
+
+use crate::host::Host;
+use crate::segment::Port;
+use crate::sim::Party;
+
+/// The longest reply line a [`Conversation`] can collect, terminator
+/// included.
+pub const REPLY_CAPACITY: usize = 4096;
+
+/// Receive and send buffer size of each conversation's TCP socket.
+pub const CONVERSATION_BUFFER: usize = 16 * 1024;
+
+/// Rounds of "poll the interface, advance the conversations" in one
+/// [`ClientParty`] poll before it yields and asks to be polled again.
+const MAX_CLIENT_ROUNDS: usize = 64;
+
+/// The reversal [`Server`] on a [`Port`] of its own, as a [`Party`].
+///
+/// See the [module example](self).
+pub struct ServerParty<const SESSIONS: usize, const LINE: usize> {
+    server: Server<'static, SESSIONS, LINE>,
+    iface: Interface,
+    port: Port,
+}
+
+impl<const SESSIONS: usize, const LINE: usize> ServerParty<SESSIONS, LINE> {
+    /// A server with `config` on `port`, at `address`, its interface created
+    /// at `now` from [`Port::interface_config`].
+    ///
+    /// The resources are borrowed for the server's whole life; in a test,
+    /// `Box::leak(Box::default())` gives them that life. Keep them moderate
+    /// in debug builds, where the value passes over the stack.
+    ///
+    /// # Errors
+    ///
+    /// When `config` does not fit the resources, as [`Server::new`].
+    pub fn new<const SOCKETS: usize, const RX: usize, const TX: usize>(
+        mut port: Port,
+        address: IpCidr,
+        now: Instant,
+        config: ServerConfig,
+        resources: &'static mut ServerResources<'static, SESSIONS, SOCKETS, RX, TX, LINE>,
+    ) -> Result<Self, ConfigError> {
+        let server = Server::new(config, resources)?;
+        let mut iface = Interface::new(port.interface_config(), &mut port, now);
+        iface.update_ip_addrs(|addresses| {
+            addresses
+                .push(address)
+                .expect("an interface holds at least one address");
+        });
+        Ok(ServerParty {
+            server,
+            iface,
+            port,
+        })
+    }
+
+    /// The server.
+    pub fn server(&self) -> &Server<'static, SESSIONS, LINE> {
+        &self.server
+    }
+
+    /// The server, e.g. to shut it down.
+    pub fn server_mut(&mut self) -> &mut Server<'static, SESSIONS, LINE> {
+        &mut self.server
+    }
+
+    /// What the server has done so far; shorthand for
+    /// `server().counters()`.
+    pub fn counters(&self) -> Counters {
+        self.server.counters()
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> &Port {
+        &self.port
+    }
+}
+
+impl<const SESSIONS: usize, const LINE: usize> Party for ServerParty<SESSIONS, LINE> {
+    fn poll(&mut self, now: Instant) -> Option<Instant> {
+        self.server.poll(now, &mut self.iface, &mut self.port)
+    }
+}
+
+impl<const SESSIONS: usize, const LINE: usize> fmt::Debug for ServerParty<SESSIONS, LINE> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerParty")
+            .field("server", &self.server)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One thing a [`Conversation`] does, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Send(Vec<u8>),
+    WaitAcked,
+    Pause(Duration),
+    AwaitReplies(usize),
+    Close,
+}
+
+/// What a [`Conversation`] does, step by step; each step starts when the
+/// one before it is done. Replies are read all along, whatever the step.
+///
+/// ```
+/// use reversal_sim::reversal::Script;
+/// use smoltcp::time::Duration;
+///
+/// // A seed-style client: a message without newline, then wait for the
+/// // answer; then a line sent in two segments a second apart.
+/// let script = Script::new()
+///     .send("hello")
+///     .await_replies(1)
+///     .send("wor")
+///     .pause(Duration::from_secs(1))
+///     .send_line("ld")
+///     .close();
+/// # let _ = script;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Script {
+    steps: Vec<Step>,
+}
+
+impl Script {
+    /// An empty script: connect and read replies, nothing more.
+    pub fn new() -> Script {
+        Script::default()
+    }
+
+    /// Sends `bytes` as they are, as fast as the socket takes them.
+    ///
+    /// The client socket has Nagle's algorithm off, so bytes sent in a poll
+    /// of their own (after a [`pause`](Script::pause) or
+    /// [`wait_acked`](Script::wait_acked)) leave in a segment of their own.
+    pub fn send(mut self, bytes: impl AsRef<[u8]>) -> Script {
+        self.steps.push(Step::Send(bytes.as_ref().to_vec()));
+        self
+    }
+
+    /// Sends `line` followed by LF.
+    pub fn send_line(self, line: impl AsRef<[u8]>) -> Script {
+        let mut bytes = line.as_ref().to_vec();
+        bytes.push(b'\n');
+        self.send(bytes)
+    }
+
+    /// Waits until the server has acknowledged every byte sent so far, so
+    /// that what is sent next starts a new segment.
+    pub fn wait_acked(mut self) -> Script {
+        self.steps.push(Step::WaitAcked);
+        self
+    }
+
+    /// Waits `duration` of virtual time.
+    pub fn pause(mut self, duration: Duration) -> Script {
+        self.steps.push(Step::Pause(duration));
+        self
+    }
+
+    /// Waits until `total` replies have arrived since the connection opened.
+    pub fn await_replies(mut self, total: usize) -> Script {
+        self.steps.push(Step::AwaitReplies(total));
+        self
+    }
+
+    /// Half-closes the connection (FIN); replies are still read.
+    pub fn close(mut self) -> Script {
+        self.steps.push(Step::Close);
+        self
+    }
+}
+
+/// One reply line as the client received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The line with its terminator, or without one if the server closed
+    /// after it.
+    pub bytes: Vec<u8>,
+    /// Virtual time when the client read it (at once, when it arrived).
+    pub at: Instant,
+}
+
+/// Why a [`Conversation`] stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationError {
+    /// The connection was refused or reset before it was established.
+    Connect(ConnectError),
+    /// Sending failed.
+    Send(SendError),
+    /// Reading a reply failed (other than the server closing).
+    Recv(RecvError),
+}
+
+impl fmt::Display for ConversationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConversationError::Connect(error) => write!(f, "connect: {error}"),
+            ConversationError::Send(error) => write!(f, "send: {error}"),
+            ConversationError::Recv(error) => write!(f, "receive: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for ConversationError {}
+
+/// One TCP connection of a [`ClientParty`]: a [`LineClient`] following a
+/// [`Script`], with every reply it received.
+///
+/// When the server closes its side and every reply is read, the
+/// conversation has ended: it closes its own side too, as `nc` does.
+#[derive(Debug)]
+pub struct Conversation {
+    client: LineClient<REPLY_CAPACITY>,
+    steps: VecDeque<Step>,
+    /// Bytes of the current `Send` step already handed to the socket.
+    sent: usize,
+    /// When the current `Pause` step ends.
+    resume_at: Option<Instant>,
+    started_at: Option<Instant>,
+    connected_at: Option<Instant>,
+    replies: Vec<Reply>,
+    ended_at: Option<Instant>,
+    reset: bool,
+    error: Option<ConversationError>,
+}
+
+impl Conversation {
+    fn new(client: LineClient<REPLY_CAPACITY>, script: Script) -> Conversation {
+        Conversation {
+            client,
+            steps: script.steps.into(),
+            sent: 0,
+            resume_at: None,
+            started_at: None,
+            connected_at: None,
+            replies: Vec::new(),
+            ended_at: None,
+            reset: false,
+            error: None,
+        }
+    }
+
+    /// The TCP socket on the party's host.
+    pub fn handle(&self) -> SocketHandle {
+        self.client.handle()
+    }
+
+    /// Every reply so far, in order.
+    pub fn replies(&self) -> &[Reply] {
+        &self.replies
+    }
+
+    /// The replies' bytes, in order.
+    pub fn reply_bytes(&self) -> Vec<&[u8]> {
+        self.replies.iter().map(|reply| &reply.bytes[..]).collect()
+    }
+
+    /// The replies as text, invalid UTF-8 replaced (for readable
+    /// assertions; compare [`reply_bytes`](Conversation::reply_bytes) where
+    /// bytes matter).
+    pub fn reply_text(&self) -> Vec<String> {
+        self.replies
+            .iter()
+            .map(|reply| String::from_utf8_lossy(&reply.bytes).into_owned())
+            .collect()
+    }
+
+    /// Virtual time of the conversation's first poll, when it began to
+    /// connect.
+    pub fn started_at(&self) -> Option<Instant> {
+        self.started_at
+    }
+
+    /// Virtual time the connection was seen established.
+    pub fn connected_at(&self) -> Option<Instant> {
+        self.connected_at
+    }
+
+    /// Virtual time the conversation ended: the server closed (or reset)
+    /// the connection and every reply was read, or it failed.
+    pub fn ended_at(&self) -> Option<Instant> {
+        self.ended_at
+    }
+
+    /// Whether the conversation has ended.
+    pub fn is_ended(&self) -> bool {
+        self.ended_at.is_some()
+    }
+
+    /// Whether the connection ended with a reset (or a TCP timeout) rather
+    /// than the server's FIN.
+    pub fn was_reset(&self) -> bool {
+        self.reset
+    }
+
+    /// Whether every step of the script is done.
+    pub fn script_done(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Why the conversation stopped early, if it did.
+    pub fn error(&self) -> Option<ConversationError> {
+        self.error
+    }
+
+    /// Reads what arrived and runs the script as far as it can now.
+    /// Returns whether anything moved, and when the script next needs time.
+    fn advance(
+        &mut self,
+        host: &mut Host,
+        now: Instant,
+        buffer: &mut [u8],
+    ) -> (bool, Option<Instant>) {
+        self.started_at.get_or_insert(now);
+        if self.ended_at.is_some() {
+            return (false, None);
+        }
+        let mut moved = self.check_connection(host, now);
+        moved |= self.read_replies(host, now, buffer);
+        if self.ended_at.is_some() {
+            return (true, None);
+        }
+        while let Some(step) = self.steps.front() {
+            let done = match step {
+                Step::Send(bytes) => {
+                    match self.client.send(host.sockets(), &bytes[self.sent..]) {
+                        Ok(n) => {
+                            self.sent += n;
+                            moved |= n > 0;
+                        }
+                        Err(nb::Error::WouldBlock) => {}
+                        Err(nb::Error::Other(error)) => {
+                            self.fail(ConversationError::Send(error), now);
+                            return (true, None);
+                        }
+                    }
+                    self.sent == bytes.len()
+                }
+                Step::WaitAcked => host.tcp(self.handle()).send_queue() == 0,
+                Step::Pause(duration) => {
+                    let resume_at = *self.resume_at.get_or_insert(now + *duration);
+                    if now < resume_at {
+                        return (moved, Some(resume_at));
+                    }
+                    true
+                }
+                Step::AwaitReplies(total) => self.replies.len() >= *total,
+                // Waits until everything sent is acknowledged, then sends FIN.
+                Step::Close => self.client.close(host.sockets()).is_ok(),
+            };
+            if !done {
+                break;
+            }
+            self.steps.pop_front();
+            self.sent = 0;
+            self.resume_at = None;
+            moved = true;
+        }
+        (moved, None)
+    }
+
+    fn check_connection(&mut self, host: &mut Host, now: Instant) -> bool {
+        if self.connected_at.is_some() {
+            return false;
+        }
+        match self.client.is_connected(host.sockets()) {
+            Ok(()) => {
+                self.connected_at = Some(now);
+                true
+            }
+            Err(nb::Error::WouldBlock) => false,
+            Err(nb::Error::Other(error)) => {
+                self.reset = true;
+                self.fail(ConversationError::Connect(error), now);
+                true
+            }
+        }
+    }
+
+    fn read_replies(&mut self, host: &mut Host, now: Instant, buffer: &mut [u8]) -> bool {
+        if self.connected_at.is_none() {
+            return false;
+        }
+        let mut moved = false;
+        loop {
+            match self.client.recv_line(host.sockets(), buffer) {
+                Ok(len) => {
+                    self.replies.push(Reply {
+                        bytes: buffer[..len].to_vec(),
+                        at: now,
+                    });
+                    moved = true;
+                }
+                Err(nb::Error::WouldBlock) => return moved,
+                Err(nb::Error::Other(RecvError::Closed)) => {
+                    // Right after a FIN the socket is still in CLOSE-WAIT,
+                    // TIME-WAIT or CLOSING; only a reset or timeout leaves
+                    // it CLOSED at once.
+                    let socket = host.tcp(self.handle());
+                    self.reset = socket.state() == tcp::State::Closed;
+                    socket.close();
+                    self.ended_at = Some(now);
+                    return true;
+                }
+                Err(nb::Error::Other(error)) => {
+                    self.fail(ConversationError::Recv(error), now);
+                    return true;
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, error: ConversationError, now: Instant) {
+        self.error = Some(error);
+        self.ended_at = Some(now);
+    }
+}
+
+/// Identifies a [`Conversation`] of a [`ClientParty`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConversationId(usize);
+
+/// A [`Host`] holding scripted [`Conversation`]s with a server, as a
+/// [`Party`].
+///
+/// Each poll runs the host's interface and every conversation until
+/// nothing more moves at that instant, so a reply is read (and timed) as
+/// soon as it arrives. See the [module example](self).
+pub struct ClientParty {
+    host: Host,
+    conversations: Vec<Conversation>,
+    reply_buffer: Vec<u8>,
+}
+
+impl ClientParty {
+    /// A party for `host`, with no conversation yet.
+    pub fn new(host: Host) -> ClientParty {
+        ClientParty {
+            host,
+            conversations: Vec::new(),
+            reply_buffer: vec![0; REPLY_CAPACITY],
+        }
+    }
+
+    /// Opens a connection from `local_port` to `server` on a new socket
+    /// (buffers of [`CONVERSATION_BUFFER`] bytes, Nagle off) and starts
+    /// `script` on it at the next poll.
+    ///
+    /// # Errors
+    ///
+    /// As [`tcp::Socket::connect`]: an unusable endpoint or local port.
+    pub fn connect(
+        &mut self,
+        server: impl Into<IpEndpoint>,
+        local_port: u16,
+        script: Script,
+    ) -> Result<ConversationId, tcp::ConnectError> {
+        let handle = self
+            .host
+            .add_tcp_socket(CONVERSATION_BUFFER, CONVERSATION_BUFFER);
+        self.host.tcp(handle).set_nagle_enabled(false);
+        self.host.tcp_connect(handle, server, local_port)?;
+        self.conversations
+            .push(Conversation::new(LineClient::new(handle), script));
+        Ok(ConversationId(self.conversations.len() - 1))
+    }
+
+    /// Appends `script`'s steps to those a conversation has yet to do, e.g.
+    /// to close it once the test has seen enough.
+    ///
+    /// # Panics
+    ///
+    /// If `id` comes from another party.
+    pub fn continue_with(&mut self, id: ConversationId, script: Script) {
+        self.conversations[id.0].steps.extend(script.steps);
+    }
+
+    /// A conversation.
+    ///
+    /// # Panics
+    ///
+    /// If `id` comes from another party.
+    pub fn conversation(&self, id: ConversationId) -> &Conversation {
+        &self.conversations[id.0]
+    }
+
+    /// Every conversation, in the order they were opened.
+    pub fn conversations(&self) -> &[Conversation] {
+        &self.conversations
+    }
+
+    /// Whether every conversation has ended.
+    pub fn all_ended(&self) -> bool {
+        self.conversations.iter().all(Conversation::is_ended)
+    }
+
+    /// The host, e.g. to add sockets of its own.
+    pub fn host(&mut self) -> &mut Host {
+        &mut self.host
+    }
+}
+
+impl Party for ClientParty {
+    fn poll(&mut self, now: Instant) -> Option<Instant> {
+        for _ in 0..MAX_CLIENT_ROUNDS {
+            // Running the interface last in a round that moved nothing means
+            // nothing it received is left unread.
+            let interface_deadline = self.host.poll(now);
+            let mut moved = false;
+            let mut next = interface_deadline;
+            for conversation in &mut self.conversations {
+                let (progress, deadline) =
+                    conversation.advance(&mut self.host, now, &mut self.reply_buffer);
+                moved |= progress;
+                next = earliest(next, deadline);
+            }
+            if !moved {
+                return next;
+            }
+        }
+        Some(now)
+    }
+}
+
+impl fmt::Debug for ClientParty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientParty")
+            .field("host", &self.host)
+            .field("conversations", &self.conversations)
+            .finish_non_exhaustive()
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::PortConfig;
+    use crate::sim::{PartyId, Sim};
+    use reversal_core::client::ConnectError;
+    use smoltcp::wire::IpAddress;
+
+    const SERVER: IpAddress = IpAddress::v4(10, 0, 0, 1);
+
+    fn cidr(last_octet: u8) -> IpCidr {
+        IpCidr::new(IpAddress::v4(10, 0, 0, last_octet), 24)
+    }
+
+    /// A server with two sessions and a client party with one
+    /// conversation to `port` following `script`.
+    fn talk(port: u16, script: Script) -> (Sim, PartyId<ClientParty>, ConversationId) {
+        let mut sim = Sim::new(0);
+        let resources: &'static mut ServerResources<'static, 2, 4, 512, 512, 64> =
+            Box::leak(Box::default());
+        let server = ServerParty::new(
+            sim.attach(PortConfig::default()),
+            cidr(1),
+            sim.now(),
+            ServerConfig::new(2, 64),
+            resources,
+        )
+        .unwrap();
+        sim.add(server);
+        let host = Host::new(sim.attach(PortConfig::default()), &[cidr(2)], sim.now());
+        let mut client = ClientParty::new(host);
+        let id = client.connect((SERVER, port), 40_000, script).unwrap();
+        let client = sim.add(client);
+        (sim, client, id)
+    }
+
+    #[test]
+    fn a_pause_holds_back_the_steps_after_it() {
+        let script = Script::new()
+            .send_line("a")
+            .pause(Duration::from_secs(2))
+            .send_line("b");
+        let (mut sim, client, id) = talk(8888, script);
+        sim.run_until(Duration::from_secs(10), |sim| {
+            sim[client].conversation(id).replies().len() == 2
+        })
+        .unwrap();
+        let replies = sim[client].conversation(id).replies();
+        assert!(replies[1].at - replies[0].at >= Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_refused_connection_ends_the_conversation_with_an_error() {
+        let (mut sim, client, id) = talk(9, Script::new().send_line("anyone?"));
+        sim.run_until(Duration::from_secs(10), |sim| {
+            sim[client].conversation(id).is_ended()
+        })
+        .unwrap();
+        let conversation = sim[client].conversation(id);
+        assert_eq!(
+            conversation.error(),
+            Some(ConversationError::Connect(ConnectError::Refused))
+        );
+        assert!(conversation.was_reset());
+    }
+
+    #[test]
+    fn continue_with_adds_steps_to_an_open_conversation() {
+        let (mut sim, client, id) = talk(8888, Script::new().send_line("ab"));
+        sim.run_until(Duration::from_secs(10), |sim| {
+            !sim[client].conversation(id).replies().is_empty()
+        })
+        .unwrap();
+        assert!(sim[client].conversation(id).script_done());
+        sim[client].continue_with(id, Script::new().send("cd").close());
+        sim.run_until(Duration::from_secs(10), |sim| sim[client].all_ended())
+            .unwrap();
+        let conversation = sim[client].conversation(id);
+        assert_eq!(conversation.reply_text(), ["ba\n", "dc"]);
+        assert!(!conversation.was_reset());
+    }
+}
