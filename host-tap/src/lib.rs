@@ -6,3 +6,8 @@
 
 #[allow(unsafe_code)]
 pub mod tap;
+
+pub mod cli;
+pub mod event_loop;
+pub mod exit;
+pub mod pcap;

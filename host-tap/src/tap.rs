@@ -43,7 +43,7 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::Command;
 use std::time::Duration;
@@ -393,13 +393,64 @@ impl TapDevice {
     /// attached: it will never carry frames again. Any other `poll(2)` error
     /// as it is.
     pub fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
-        let mut poll_fd = libc::pollfd {
-            fd: self.file.as_raw_fd(),
+        self.wait_for_frame(None, timeout)
+    }
+
+    /// Like [`wait`](Self::wait), but also wakes up as soon as `wakeup` is
+    /// readable, e.g. the read end of a self-pipe that a signal handler
+    /// writes to: unlike an interrupted `poll(2)`, that cannot miss a signal
+    /// which arrives just before the sleep begins. Reading `wakeup` is left
+    /// to the caller.
+    ///
+    /// ```no_run
+    /// use std::os::fd::AsFd;
+    /// use std::os::unix::net::UnixStream;
+    /// use std::time::Duration;
+    ///
+    /// let device = host_tap::tap::TapDevice::open("tap0")?;
+    /// let (wakeup, signal_handler_end) = UnixStream::pair()?;
+    /// // A signal handler would write a byte to `signal_handler_end`.
+    /// device.wait_or_wakeup(wakeup.as_fd(), Some(Duration::from_secs(1)))?;
+    /// # drop(signal_handler_end);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`wait`](Self::wait).
+    pub fn wait_or_wakeup(
+        &self,
+        wakeup: BorrowedFd<'_>,
+        timeout: Option<Duration>,
+    ) -> io::Result<bool> {
+        self.wait_for_frame(Some(wakeup), timeout)
+    }
+
+    fn wait_for_frame(
+        &self,
+        wakeup: Option<BorrowedFd<'_>>,
+        timeout: Option<Duration>,
+    ) -> io::Result<bool> {
+        let readable = |fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
         };
-        // SAFETY: `poll_fd` is one valid `pollfd` for the whole call, matching nfds = 1.
-        let ready = unsafe { libc::poll(&raw mut poll_fd, 1, poll_timeout_ms(timeout)) };
+        // poll(2) ignores an entry with a negative descriptor.
+        let mut poll_fds = [
+            readable(self.file.as_raw_fd()),
+            readable(wakeup.map_or(-1, |fd| fd.as_raw_fd())),
+        ];
+        // SAFETY: `poll_fds` is an array of valid `pollfd`s for the whole call,
+        // and nfds is its length.
+        let ready = unsafe {
+            libc::poll(
+                poll_fds.as_mut_ptr(),
+                poll_fds.len() as libc::nfds_t,
+                poll_timeout_ms(timeout),
+            )
+        };
+        let poll_fd = poll_fds[0];
         if ready < 0 {
             let error = io::Error::last_os_error();
             return match error.kind() {

@@ -10,6 +10,8 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::thread;
@@ -323,6 +325,22 @@ fn wait_wakes_when_a_frame_comes() {
         let len = smoltcp::phy::RxToken::consume(rx, |frame| frame.len());
         assert!(len >= 14);
         assert_eq!(device.stats().frames_in, 1);
+    }
+}
+
+#[test]
+fn wait_or_wakeup_ends_when_the_wakeup_is_readable() {
+    if in_own_namespace("wait_or_wakeup_ends_when_the_wakeup_is_readable") {
+        ip("tuntap add name tap0 mode tap");
+        let device = TapDevice::open("tap0").unwrap();
+        let (wakeup, mut signal_handler_end) = UnixStream::pair().unwrap();
+        signal_handler_end.write_all(b"!").unwrap();
+        let started = std::time::Instant::now();
+        let frame = device
+            .wait_or_wakeup(wakeup.as_fd(), Some(Duration::from_secs(5)))
+            .unwrap();
+        assert!(!frame, "no frame came, only the wakeup");
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 }
 

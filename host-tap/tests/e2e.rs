@@ -1,0 +1,1061 @@
+//! End to end: the built `host-tap` and `reverse-client` binaries, real
+//! clients (`nc`, a Python seed-style client, `std::net`) and the kernel's
+//! TCP/IP stack on the other side of a real TAP.
+//!
+//! Every test re-runs itself in a fresh network and mount namespace
+//! (`unshare --net --mount`), makes its own TAP there (so names never clash
+//! between tests running in parallel), and never touches the host's network.
+//! Without root, `/dev/net/tun`, `unshare` or a tool a test needs, the test
+//! prints `skipped: ...` and passes, unless `REQUIRE_TAP=1`, where it fails.
+//! Every wait is bounded and every child process is killed when its handle
+//! drops.
+//!
+//! Run with: `cargo test -p host-tap --release --test e2e -- --nocapture`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const HOST_TAP: &str = env!("CARGO_BIN_EXE_host-tap");
+const REVERSE_CLIENT: &str = env!("CARGO_BIN_EXE_reverse-client");
+const SEED_CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/seed_client.py");
+
+/// Set in the re-run that happens inside the namespace.
+const INSIDE_NAMESPACE: &str = "HOST_TAP_E2E_INSIDE_NAMESPACE";
+/// `nobody` on Debian-like systems; any unprivileged id works.
+const NOBODY: u32 = 65534;
+
+/// The server's address (host-tap's default) and the kernel's side of the TAP.
+const SERVER_IP: &str = "192.168.69.1";
+const HOST_CIDR: &str = "192.168.69.100/24";
+const PORT: u16 = 8888;
+
+/// Bounds: a whole test in its namespace, one client command, a start-up.
+const TEST_LIMIT: Duration = Duration::from_secs(90);
+const COMMAND_LIMIT: Duration = Duration::from_secs(30);
+const START_LIMIT: Duration = Duration::from_secs(10);
+/// Read and write timeout of the test's own sockets.
+const IO_LIMIT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// Namespaces and skipping
+
+/// Runs `body` for `test` inside a namespace of its own: re-runs this test
+/// binary there (where `body` runs) and checks that it passed. Skips when the
+/// test cannot run here; see the module documentation.
+fn e2e(test: &str, tools: &[&str], body: impl FnOnce()) {
+    if std::env::var_os(INSIDE_NAMESPACE).is_some() {
+        body();
+        return;
+    }
+    if let Some(reason) = why_unavailable(tools) {
+        if std::env::var("REQUIRE_TAP").as_deref() == Ok("1") {
+            panic!("{test} cannot run ({reason}) and REQUIRE_TAP=1");
+        }
+        println!("skipped: {test}: {reason}");
+        return;
+    }
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let mut unshare = Command::new("unshare");
+    unshare
+        .args(["--net", "--mount", "--"])
+        .arg(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE_NAMESPACE, "1");
+    let output = run(&mut unshare, b"", TEST_LIMIT);
+    expect_one_passed(test, "its namespace", &output);
+}
+
+/// Checks that a re-run of `test` ran it and it passed, showing its output.
+fn expect_one_passed(test: &str, place: &str, output: &Output) {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("--- {test} in {place} ---\n{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{test} failed in {place}");
+    // A re-run that matched no test would pass too; make sure this one ran.
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "{test} did not run in {place}"
+    );
+}
+
+fn why_unavailable(tools: &[&str]) -> Option<String> {
+    if !Path::new("/dev/net/tun").exists() {
+        return Some("/dev/net/tun is missing".into());
+    }
+    if !is_root() {
+        return Some("not root (network namespaces and TAP setup need it)".into());
+    }
+    for tool in ["unshare", "ip", "kill"].iter().chain(tools) {
+        if find_tool(tool).is_none() {
+            return Some(format!("`{tool}` is not installed"));
+        }
+    }
+    let probe = Command::new("unshare")
+        .args(["--net", "--mount", "true"])
+        .output();
+    match probe {
+        Ok(output) if output.status.success() => None,
+        Ok(output) => Some(format!(
+            "cannot create a network namespace: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )),
+        Err(error) => Some(format!("cannot run unshare: {error}")),
+    }
+}
+
+fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    // "Uid:\treal\teffective\tsaved\tfs"
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        == Some("0")
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+
+/// A child process that is killed when this drops.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `command` with `input` on its standard input and its output
+/// captured; kills it and fails if it takes longer than `limit`.
+fn run(command: &mut Command, input: &[u8], limit: Duration) -> Output {
+    let description = format!("{command:?}");
+    let mut child = Killed(
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {description}: {e}")),
+    );
+    let mut stdin = child.0.stdin.take().expect("piped stdin");
+    let input = input.to_vec();
+    // A child that exits without reading its input is fine: ignore EPIPE.
+    let feeder = thread::spawn(move || drop(stdin.write_all(&input)));
+    let stdout = collect(child.0.stdout.take().expect("piped stdout"));
+    let stderr = collect(child.0.stderr.take().expect("piped stderr"));
+    let status = wait_until(&mut child.0, limit)
+        .unwrap_or_else(|| panic!("{description} did not finish within {limit:?}"));
+    let _ = feeder.join();
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+fn collect(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+/// Waits for `child` to exit, at most `limit`.
+fn wait_until(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for a child") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs `ip args`, which must succeed.
+fn ip(args: &str) {
+    let output = run(
+        Command::new("ip").args(args.split_whitespace()),
+        b"",
+        COMMAND_LIMIT,
+    );
+    assert!(
+        output.status.success(),
+        "`ip {args}` failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn interface_exists(name: &str) -> bool {
+    Command::new("ip")
+        .args(["link", "show", "dev", name])
+        .output()
+        .expect("run ip")
+        .status
+        .success()
+}
+
+/// Adds the TAP `tap0`, up, with `host_cidrs` on the kernel's side.
+fn add_tap(host_cidrs: &[&str]) {
+    ip("tuntap add name tap0 mode tap");
+    for cidr in host_cidrs {
+        let nodad = if cidr.contains(':') { " nodad" } else { "" };
+        ip(&format!("addr add {cidr} dev tap0{nodad}"));
+    }
+    ip("link set dev tap0 up");
+}
+
+/// A running `host-tap`, killed on drop; its standard error is collected.
+struct HostTap {
+    child: Killed,
+    log: Arc<Mutex<String>>,
+}
+
+impl HostTap {
+    /// Starts `host-tap args` and waits until it says it is ready.
+    fn start(args: &[&str]) -> HostTap {
+        let mut child = Killed(
+            Command::new(HOST_TAP)
+                .args(args)
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start host-tap"),
+        );
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = BufReader::new(child.0.stderr.take().expect("piped stderr"));
+        let sink = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in stderr.lines() {
+                let Ok(line) = line else { break };
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let mut server = HostTap { child, log };
+        let deadline = Instant::now() + START_LIMIT;
+        while !server.log().contains("ready: ") {
+            if let Some(status) = server.child.0.try_wait().unwrap() {
+                panic!("host-tap exited with {status} at start:\n{}", server.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "host-tap not ready after {START_LIMIT:?}:\n{}",
+                server.log()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        server
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {signal} failed");
+    }
+
+    /// Waits up to `limit` for the exit; returns its status and the whole log.
+    fn exit_within(&mut self, limit: Duration) -> (ExitStatus, String) {
+        let status = wait_until(&mut self.child.0, limit)
+            .unwrap_or_else(|| panic!("host-tap still running after {limit:?}:\n{}", self.log()));
+        // The log reader ends with the pipe; give it a moment to catch up.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !self.log().contains("host-tap: ") && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        (status, self.log())
+    }
+
+    /// SIGTERM, then the exit status and the log (with the counters).
+    fn stop(mut self) -> (ExitStatus, String) {
+        self.signal("TERM");
+        self.exit_within(Duration::from_secs(10))
+    }
+}
+
+/// Runs `host-tap args` expecting it to fail at once.
+fn host_tap_failure(args: &[&str]) -> (Option<i32>, String) {
+    let output = run(Command::new(HOST_TAP).args(args), b"", COMMAND_LIMIT);
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Clients
+
+fn server_address() -> SocketAddr {
+    SocketAddr::new(SERVER_IP.parse().unwrap(), PORT)
+}
+
+/// A std::net (kernel) TCP connection to the server, with bounded I/O.
+fn connect() -> TcpStream {
+    let stream = TcpStream::connect_timeout(&server_address(), IO_LIMIT).expect("connect");
+    stream.set_read_timeout(Some(IO_LIMIT)).unwrap();
+    stream.set_write_timeout(Some(IO_LIMIT)).unwrap();
+    stream
+}
+
+/// Sends `input`, half-closes, and returns everything until the server closes.
+fn exchange(input: &[u8]) -> Vec<u8> {
+    let mut stream = connect();
+    stream.write_all(input).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    read_all(&mut stream)
+}
+
+fn read_all(stream: &mut TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    stream
+        .read_to_end(&mut received)
+        .unwrap_or_else(|e| panic!("read until the server closes: {e}; got {received:?}"));
+    received
+}
+
+/// Reads one reply line, LF included.
+fn read_line(stream: &mut TcpStream) -> Vec<u8> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.last() != Some(&b'\n') {
+        match stream.read(&mut byte) {
+            Ok(0) => panic!("server closed after {line:?}"),
+            Ok(_) => line.push(byte[0]),
+            Err(e) => panic!("read a reply: {e}; got {line:?}"),
+        }
+    }
+    line
+}
+
+/// `nc -N` (netcat-openbsd: half-close at the end of input) to the server.
+fn netcat(extra: &[&str], host: &str, input: &[u8]) -> Vec<u8> {
+    let output = run(
+        Command::new("nc")
+            .arg("-N")
+            .args(extra)
+            .args([host, &PORT.to_string()]),
+        input,
+        COMMAND_LIMIT,
+    );
+    assert!(output.status.success(), "nc failed: {output:?}");
+    output.stdout
+}
+
+fn reverse_client(args: &[&str], input: &[u8]) -> Output {
+    run(
+        Command::new(REVERSE_CLIENT).args(args),
+        input,
+        COMMAND_LIMIT,
+    )
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+// ---------------------------------------------------------------------------
+// The service through real clients
+
+#[test]
+fn nc_gets_every_line_reversed_and_sessions_are_logged() {
+    e2e(
+        "nc_gets_every_line_reversed_and_sessions_are_logged",
+        &["nc"],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let server = HostTap::start(&[]);
+            assert_eq!(
+                text(&netcat(&[], SERVER_IP, b"hello\nworld\n")),
+                "olleh\ndlrow\n"
+            );
+            let (status, log) = server.stop();
+            assert!(status.success(), "{log}");
+            assert!(log.contains("open from 192.168.69.100:"), "{log}");
+            assert!(log.contains("(end of input)"), "{log}");
+            assert!(log.contains("2 lines"), "{log}");
+        },
+    );
+}
+
+#[test]
+fn crlf_terminators_are_kept_line_by_line() {
+    e2e("crlf_terminators_are_kept_line_by_line", &[], || {
+        add_tap(&[HOST_CIDR]);
+        let _server = HostTap::start(&[]);
+        assert_eq!(
+            text(&exchange(b"abc\r\nxyz\n\r\nq\r\n")),
+            "cba\r\nzyx\n\r\nq\r\n"
+        );
+    });
+}
+
+#[test]
+fn graphemes_stay_whole() {
+    e2e("graphemes_stay_whole", &["nc"], || {
+        add_tap(&[HOST_CIDR]);
+        let _server = HostTap::start(&[]);
+        let reply = netcat(&[], SERVER_IP, "e\u{301}x 👍🏽 🇰🇷 각\n".as_bytes());
+        assert_eq!(text(&reply), "각 🇰🇷 👍🏽 xe\u{301}\n");
+    });
+}
+
+#[test]
+fn chars_mode_reverses_scalar_values() {
+    e2e("chars_mode_reverses_scalar_values", &[], || {
+        add_tap(&[HOST_CIDR]);
+        let _server = HostTap::start(&["--mode", "chars"]);
+        assert_eq!(text(&exchange("e\u{301}x\n".as_bytes())), "x\u{301}e\n");
+    });
+}
+
+#[test]
+fn bytes_mode_takes_any_bytes() {
+    e2e("bytes_mode_takes_any_bytes", &[], || {
+        add_tap(&[HOST_CIDR]);
+        let _server = HostTap::start(&["--mode", "bytes"]);
+        assert_eq!(exchange(b"a\xff\xfeb\n"), b"b\xfe\xffa\n");
+    });
+}
+
+#[test]
+fn unterminated_last_line_is_answered_after_fin() {
+    e2e(
+        "unterminated_last_line_is_answered_after_fin",
+        &["nc"],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let _server = HostTap::start(&[]);
+            assert_eq!(text(&exchange(b"one\ntwo")), "eno\nowt");
+            assert_eq!(text(&netcat(&[], SERVER_IP, b"abc")), "cba");
+        },
+    );
+}
+
+#[test]
+fn too_long_line_gets_an_error_and_the_session_goes_on() {
+    e2e(
+        "too_long_line_gets_an_error_and_the_session_goes_on",
+        &[],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let _server = HostTap::start(&["--max-line", "8"]);
+            let reply = text(&exchange(b"12345678\n123456789\nshort\n"));
+            let lines: Vec<&str> = reply.split_inclusive('\n').collect();
+            assert_eq!(lines.len(), 3, "{reply:?}");
+            assert_eq!(lines[0], "87654321\n");
+            assert!(lines[1].starts_with("ERR too-long "), "{reply:?}");
+            assert_eq!(lines[2], "trohs\n");
+        },
+    );
+}
+
+#[test]
+fn invalid_utf8_gets_an_error_with_its_byte_offset() {
+    e2e(
+        "invalid_utf8_gets_an_error_with_its_byte_offset",
+        &[],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let _server = HostTap::start(&[]);
+            assert_eq!(
+                text(&exchange(b"ab\xffc\nok\n")),
+                "ERR utf8 invalid UTF-8 at byte 2\nko\n"
+            );
+        },
+    );
+}
+
+#[test]
+fn connection_beyond_the_sessions_gets_busy_and_is_closed() {
+    e2e(
+        "connection_beyond_the_sessions_gets_busy_and_is_closed",
+        &[],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let server = HostTap::start(&["--sessions", "2"]);
+            let mut first = connect();
+            let mut second = connect();
+            for (stream, line) in [(&mut first, "1st\n"), (&mut second, "2nd\n")] {
+                stream.write_all(line.as_bytes()).unwrap();
+                read_line(stream);
+            }
+            let busy = text(&read_all(&mut connect()));
+            assert!(busy.starts_with("ERR busy "), "{busy:?}");
+            assert_eq!(busy.matches('\n').count(), 1, "{busy:?}");
+            // The two sessions are not disturbed.
+            first.write_all(b"still\n").unwrap();
+            assert_eq!(text(&read_line(&mut first)), "llits\n");
+            drop((first, second));
+            let (_, log) = server.stop();
+            assert!(log.contains("busy 1"), "{log}");
+        },
+    );
+}
+
+#[test]
+fn idle_session_gets_idle_timeout_and_is_closed() {
+    e2e("idle_session_gets_idle_timeout_and_is_closed", &[], || {
+        add_tap(&[HOST_CIDR]);
+        let _server = HostTap::start(&["--idle-timeout", "300ms"]);
+        let mut stream = connect();
+        stream.write_all(b"x\n").unwrap();
+        assert_eq!(read_line(&mut stream), b"x\n");
+        let quiet_since = Instant::now();
+        let rest = text(&read_all(&mut stream));
+        let waited = quiet_since.elapsed();
+        assert!(rest.starts_with("ERR idle-timeout"), "{rest:?}");
+        assert!(
+            rest.ends_with('\n') && rest.matches('\n').count() == 1,
+            "{rest:?}"
+        );
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+            "closed after {waited:?}"
+        );
+    });
+}
+
+#[test]
+fn seed_style_python_client_is_answered_with_idle_flush() {
+    e2e(
+        "seed_style_python_client_is_answered_with_idle_flush",
+        &["python3"],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let _server = HostTap::start(&["--idle-flush", "50ms"]);
+            let output = run(
+                Command::new("python3").args([
+                    SEED_CLIENT,
+                    SERVER_IP,
+                    "8888",
+                    "Hello World!!!",
+                    "HAHAHAHAH",
+                    "각하 👍🏽",
+                ]),
+                b"",
+                COMMAND_LIMIT,
+            );
+            assert!(output.status.success(), "{output:?}");
+            assert_eq!(text(&output.stdout), "!!!dlroW olleH\nHAHAHAHAH\n👍🏽 하각\n");
+        },
+    );
+}
+
+#[test]
+fn reverse_client_piped_prints_exactly_the_replies() {
+    e2e(
+        "reverse_client_piped_prints_exactly_the_replies",
+        &[],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let _server = HostTap::start(&[]);
+            let output = reverse_client(
+                &["-i", SERVER_IP, "-p", "8888"],
+                "Hello World!!!\n각👍🏽\nlast".as_bytes(),
+            );
+            assert!(output.status.success(), "{output:?}");
+            assert_eq!(text(&output.stdout), "!!!dlroW olleH\n👍🏽각\ntsal");
+            assert!(output.stderr.is_empty(), "{}", text(&output.stderr));
+        },
+    );
+}
+
+#[test]
+fn sixty_concurrent_clients_get_exact_replies() {
+    const CLIENTS: usize = 60;
+    const LINES: usize = 5;
+    e2e("sixty_concurrent_clients_get_exact_replies", &[], || {
+        add_tap(&[HOST_CIDR]);
+        let server = HostTap::start(&[]);
+        let all_connected = Arc::new(Barrier::new(CLIENTS));
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                let all_connected = Arc::clone(&all_connected);
+                thread::spawn(move || {
+                    let mut stream = connect();
+                    // Every session is open before any line goes out.
+                    all_connected.wait();
+                    for line in 0..LINES {
+                        let ascii = format!("client {client:02} line {line}");
+                        stream
+                            .write_all(format!("{ascii} 각👍🏽\n").as_bytes())
+                            .unwrap();
+                        let reversed: String = ascii.chars().rev().collect();
+                        assert_eq!(text(&read_line(&mut stream)), format!("👍🏽각 {reversed}\n"));
+                    }
+                    stream.shutdown(Shutdown::Write).unwrap();
+                    assert!(read_all(&mut stream).is_empty());
+                })
+            })
+            .collect();
+        for client in clients {
+            client.join().expect("a client failed");
+        }
+        let (status, log) = server.stop();
+        assert!(status.success(), "{log}");
+        assert!(
+            log.contains(&format!("connections {CLIENTS}, lines {}", CLIENTS * LINES)),
+            "{log}"
+        );
+    });
+}
+
+#[test]
+fn udp_datagram_is_answered() {
+    e2e("udp_datagram_is_answered", &[], || {
+        add_tap(&[HOST_CIDR]);
+        let _server = HostTap::start(&[]);
+        let output = reverse_client(&["--udp", "-i", SERVER_IP], "abc\r\n각하\n".as_bytes());
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(text(&output.stdout), "cba\r\n하각\n");
+    });
+}
+
+#[test]
+fn udp_error_larger_than_its_datagram_is_not_sent_but_counted() {
+    e2e(
+        "udp_error_larger_than_its_datagram_is_not_sent_but_counted",
+        &[],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let server = HostTap::start(&[]);
+            let output = reverse_client(&["--udp", "-i", SERVER_IP, "-t", "500ms"], b"\xff\n");
+            assert_eq!(output.status.code(), Some(3), "{output:?}");
+            assert!(output.stdout.is_empty(), "{output:?}");
+            assert!(text(&output.stderr).contains("no reply"), "{output:?}");
+            let (_, log) = server.stop();
+            assert!(log.contains("udp datagrams 1 dropped 1"), "{log}");
+        },
+    );
+}
+
+#[test]
+fn ipv6_clients_are_served_over_tcp_and_udp() {
+    e2e("ipv6_clients_are_served_over_tcp_and_udp", &["nc"], || {
+        add_tap(&[HOST_CIDR, "fdaa::100/64"]);
+        let _server = HostTap::start(&["--address", "fdaa::1/64"]);
+        assert_eq!(text(&netcat(&["-6"], "fdaa::1", b"ipv6\n")), "6vpi\n");
+        let output = reverse_client(&["--udp", "-i", "fdaa::1"], b"udp6\n");
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(text(&output.stdout), "6pdu\n");
+    });
+}
+
+#[test]
+fn many_lines_through_a_65521_byte_mtu_come_back_exact() {
+    e2e(
+        "many_lines_through_a_65521_byte_mtu_come_back_exact",
+        &[],
+        || {
+            ip("tuntap add name tap0 mode tap");
+            ip("link set dev tap0 mtu 65521");
+            ip(&format!("addr add {HOST_CIDR} dev tap0"));
+            ip("link set dev tap0 up");
+            let _server = HostTap::start(&["--max-line", "8192"]);
+            let line: Vec<u8> = (0..4000u32).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut reversed = line.clone();
+            reversed.reverse();
+            let lines = 1000;
+            let input = [&line[..], b"\n"].concat().repeat(lines);
+            let output = reverse_client(&["-i", SERVER_IP], &input);
+            assert!(output.status.success(), "{}", text(&output.stderr));
+            assert!(
+                output.stdout == [&reversed[..], b"\n"].concat().repeat(lines),
+                "{} of {} bytes back",
+                output.stdout.len(),
+                input.len()
+            );
+        },
+    );
+}
+
+#[test]
+fn gateway_routes_replies_to_hosts_beyond_the_tap() {
+    e2e(
+        "gateway_routes_replies_to_hosts_beyond_the_tap",
+        &["nc"],
+        || {
+            add_tap(&[HOST_CIDR]);
+            // A client address that is not on the TAP's network: without the
+            // gateway, host-tap would have no route for its replies.
+            ip("link set dev lo up");
+            ip("addr add 10.9.9.9/32 dev lo");
+            // smoltcp answers ARP only from its own networks: the kernel must ask
+            // from 192.168.69.100, not from the client's address (this namespace only).
+            std::fs::write("/proc/sys/net/ipv4/conf/tap0/arp_announce", "2").unwrap();
+            let _server = HostTap::start(&["--gateway", "192.168.69.100"]);
+            let reply = netcat(&["-s", "10.9.9.9"], SERVER_IP, b"routed\n");
+            assert_eq!(text(&reply), "detuor\n");
+        },
+    );
+}
+
+#[test]
+fn idle_server_uses_no_cpu() {
+    e2e("idle_server_uses_no_cpu", &[], || {
+        add_tap(&[HOST_CIDR]);
+        let server = HostTap::start(&[]);
+        // An open session: the server has a timer (the idle timeout) to sleep on.
+        let mut stream = connect();
+        stream.write_all(b"x\n").unwrap();
+        read_line(&mut stream);
+        thread::sleep(Duration::from_millis(200));
+        let before = cpu_ticks(server.pid());
+        thread::sleep(Duration::from_secs(1));
+        let used = cpu_ticks(server.pid()) - before;
+        // Clock ticks are 10 ms: a busy loop would use about 100.
+        assert!(used <= 2, "{used} ticks of CPU in 1 s while idle");
+    });
+}
+
+/// User plus system CPU time of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+    // Fields after "pid (comm)": state is the first; utime and stime are 12th and 13th.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn pcap_capture_is_readable_by_tshark() {
+    e2e(
+        "pcap_capture_is_readable_by_tshark",
+        &["nc", "tshark"],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let path =
+                std::env::temp_dir().join(format!("host-tap-e2e-{}.pcap", std::process::id()));
+            let server = HostTap::start(&["--pcap", path.to_str().unwrap()]);
+            assert_eq!(
+                text(&netcat(&[], SERVER_IP, b"capture me\n")),
+                "em erutpac\n"
+            );
+            let (status, log) = server.stop();
+            assert!(status.success(), "{log}");
+            let count = |filter: &str| {
+                let output = run(
+                    Command::new("tshark").arg("-r").arg(&path).args([
+                        "-Y",
+                        filter,
+                        "-T",
+                        "fields",
+                        "-e",
+                        "frame.number",
+                    ]),
+                    b"",
+                    COMMAND_LIMIT,
+                );
+                assert!(output.status.success(), "tshark failed: {output:?}");
+                text(&output.stdout).lines().count()
+            };
+            let frames = count("frame");
+            let syns = count("tcp.port == 8888 && tcp.flags.syn == 1");
+            let data = count("tcp.port == 8888 && tcp.len > 0");
+            std::fs::remove_file(&path).unwrap();
+            assert!(frames > 0, "no frames captured");
+            // SYN and SYN-ACK; the line and its reply.
+            assert!(
+                syns >= 2 && data >= 2,
+                "syn {syns}, data {data} of {frames}"
+            );
+        },
+    );
+}
+
+#[test]
+fn created_tap_is_configured_and_removed_on_exit() {
+    e2e("created_tap_is_configured_and_removed_on_exit", &[], || {
+        let server = HostTap::start(&[
+            "--create-tap",
+            "--tap",
+            "tapmade",
+            "--address",
+            "192.168.71.1/24",
+            "--host-address",
+            "192.168.71.100/24",
+        ]);
+        let addresses = run(
+            Command::new("ip").args(["-o", "addr", "show", "dev", "tapmade"]),
+            b"",
+            COMMAND_LIMIT,
+        );
+        assert!(
+            text(&addresses.stdout).contains("inet 192.168.71.100/24"),
+            "{addresses:?}"
+        );
+        let mut stream =
+            TcpStream::connect_timeout(&"192.168.71.1:8888".parse().unwrap(), IO_LIMIT).unwrap();
+        stream.set_read_timeout(Some(IO_LIMIT)).unwrap();
+        stream.write_all(b"made\n").unwrap();
+        assert_eq!(read_line(&mut stream), b"edam\n");
+        drop(stream);
+        assert!(interface_exists("tapmade"));
+        let (status, log) = server.stop();
+        assert!(status.success(), "{log}");
+        assert!(!interface_exists("tapmade"), "tapmade outlived host-tap");
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Shutdown
+
+#[test]
+fn sigterm_delivers_pending_replies_and_fin_then_exits_zero() {
+    e2e(
+        "sigterm_delivers_pending_replies_and_fin_then_exits_zero",
+        &[],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let mut server = HostTap::start(&[]);
+            // Owed a reply that only the end of input releases.
+            let mut partial = connect();
+            partial.write_all(b"one\npartial").unwrap();
+            assert_eq!(read_line(&mut partial), b"eno\n");
+            // Sent lines and has not read their replies yet.
+            let mut unread = connect();
+            unread.write_all(b"a\nbc\n").unwrap();
+            thread::sleep(Duration::from_millis(200));
+
+            let signalled = Instant::now();
+            server.signal("TERM");
+            // A FIN, not a reset, after the replies: read_to_end succeeds.
+            assert_eq!(text(&read_all(&mut partial)), "laitrap");
+            assert_eq!(text(&read_all(&mut unread)), "a\ncb\n");
+            drop((partial, unread));
+            let (status, log) = server.exit_within(Duration::from_secs(10));
+            let took = signalled.elapsed();
+            assert_eq!(status.code(), Some(0), "{log}");
+            // Well within the 5 s shutdown timeout: it did not run out.
+            assert!(took < Duration::from_secs(3), "exit took {took:?}");
+            assert!(log.contains("every session finished"), "{log}");
+            assert!(
+                log.contains("host-tap: counters: connections 2, lines 4"),
+                "{log}"
+            );
+            assert!(log.contains("(shutdown)"), "{log}");
+        },
+    );
+}
+
+#[test]
+fn shutdown_timeout_ends_a_shutdown_that_a_client_holds_up() {
+    e2e(
+        "shutdown_timeout_ends_a_shutdown_that_a_client_holds_up",
+        &[],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let mut server = HostTap::start(&["--shutdown-timeout", "300ms"]);
+            // Reads the FIN but never closes its own side.
+            let mut holder = connect();
+            holder.write_all(b"x\n").unwrap();
+            read_line(&mut holder);
+            let signalled = Instant::now();
+            server.signal("TERM");
+            let (status, log) = server.exit_within(Duration::from_secs(10));
+            let took = signalled.elapsed();
+            assert_eq!(status.code(), Some(0), "{log}");
+            assert!(
+                took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+                "exit after {took:?}"
+            );
+            assert!(
+                log.contains("shutdown timeout passed with 1 sessions"),
+                "{log}"
+            );
+            assert!(read_all(&mut holder).is_empty());
+        },
+    );
+}
+
+#[test]
+fn second_signal_stops_at_once() {
+    e2e("second_signal_stops_at_once", &[], || {
+        add_tap(&[HOST_CIDR]);
+        let mut server = HostTap::start(&["--shutdown-timeout", "1m"]);
+        let mut holder = connect();
+        holder.write_all(b"x\n").unwrap();
+        read_line(&mut holder);
+        server.signal("INT");
+        // The FIN arrives: the shutdown is under way, held up by `holder`.
+        assert!(read_all(&mut holder).is_empty());
+        let signalled = Instant::now();
+        server.signal("INT");
+        let (status, log) = server.exit_within(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "{log}");
+        assert!(signalled.elapsed() < Duration::from_secs(2));
+        assert!(log.contains("second signal; 1 sessions cut off"), "{log}");
+    });
+}
+
+#[test]
+fn deleted_tap_ends_the_server_with_exit_code_1() {
+    e2e("deleted_tap_ends_the_server_with_exit_code_1", &[], || {
+        add_tap(&[HOST_CIDR]);
+        let mut server = HostTap::start(&[]);
+        ip("link delete dev tap0");
+        let (status, log) = server.exit_within(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(1), "{log}");
+        assert!(log.contains("the TAP device failed"), "{log}");
+        assert!(log.contains("host-tap: counters: "), "{log}");
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Failures and their exit codes
+
+#[test]
+fn bad_arguments_exit_with_their_codes() {
+    e2e("bad_arguments_exit_with_their_codes", &[], || {
+        let five_addresses = ["--address", "10.0.0.1/8"].repeat(5);
+        let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+            (vec!["--bogus"], 2, "unexpected argument"),
+            (vec!["--idle-timeout", "soon"], 2, "--idle-timeout"),
+            (vec!["--port", "65536"], 2, "--port"),
+            (vec!["--address", "300.1.1.1/24"], 3, "not an IP address"),
+            (vec!["--address", "192.168.69.1"], 3, "ADDRESS/PREFIX"),
+            (vec!["--address", "192.168.69.1/33"], 3, "prefix length"),
+            (vec!["--gateway", "router"], 3, "--gateway"),
+            (vec!["--mac", "01:00:5e:00:00:01"], 3, "multicast"),
+            (vec!["--mac", "02:00:00:00:01"], 3, "six hex octets"),
+            (five_addresses, 4, "at most 4"),
+            (vec!["--port", "0"], 5, "--port 0"),
+            (vec!["--udp-port", "0"], 5, "--udp-port 0"),
+            (vec!["--sessions", "0"], 6, "1 to 1024"),
+            (vec!["--sessions", "1025"], 6, "1 to 1024"),
+            (vec!["--max-line", "0"], 7, "1 to 8192"),
+            (vec!["--max-line", "8193"], 7, "1 to 8192"),
+        ];
+        for (args, code, message) in cases {
+            let (exit, stderr) = host_tap_failure(&args);
+            assert_eq!(exit, Some(code), "{args:?}: {stderr}");
+            assert!(stderr.contains(message), "{args:?}: {stderr}");
+        }
+    });
+}
+
+#[test]
+fn missing_tap_is_reported_with_the_command_that_makes_it() {
+    e2e(
+        "missing_tap_is_reported_with_the_command_that_makes_it",
+        &[],
+        || {
+            let (exit, stderr) = host_tap_failure(&["--tap", "tapnone"]);
+            assert_eq!(exit, Some(11), "{stderr}");
+            assert!(
+                stderr.contains("ip tuntap add name tapnone mode tap user $USER"),
+                "{stderr}"
+            );
+            assert!(!interface_exists("tapnone"));
+        },
+    );
+}
+
+#[test]
+fn tap_in_use_is_reported_busy() {
+    e2e("tap_in_use_is_reported_busy", &[], || {
+        add_tap(&[HOST_CIDR]);
+        let _first = HostTap::start(&[]);
+        let (exit, stderr) = host_tap_failure(&[]);
+        assert_eq!(exit, Some(13), "{stderr}");
+        assert!(stderr.contains("in use by another process"), "{stderr}");
+    });
+}
+
+#[test]
+fn pcap_file_that_cannot_be_created_is_reported() {
+    e2e("pcap_file_that_cannot_be_created_is_reported", &[], || {
+        add_tap(&[HOST_CIDR]);
+        let (exit, stderr) = host_tap_failure(&["--pcap", "/nonexistent-host-tap/x.pcap"]);
+        assert_eq!(exit, Some(16), "{stderr}");
+        assert!(
+            stderr.contains("cannot create the capture file /nonexistent-host-tap/x.pcap"),
+            "{stderr}"
+        );
+    });
+}
+
+#[test]
+fn unprivileged_user_gets_no_permission() {
+    e2e(
+        "unprivileged_user_gets_no_permission",
+        &["setpriv", "mount", "mknod", "chmod"],
+        || {
+            ip("tuntap add name taproot mode tap user 0");
+            // This mount namespace gets its own /dev/net whose tun node's mode we
+            // pick; the host's /dev/net/tun stays as it is. host-tap is copied
+            // there too, so that nobody can run it wherever the build lives.
+            let dir = Path::new("/dev/net");
+            let shell = |program: &str, args: &[&str]| {
+                let output = run(Command::new(program).args(args), b"", COMMAND_LIMIT);
+                assert!(output.status.success(), "{program} {args:?}: {output:?}");
+            };
+            shell(
+                "mount",
+                &["-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/dev/net"],
+            );
+            shell("mknod", &["/dev/net/tun", "c", "10", "200"]);
+            let exe = dir.join("host-tap");
+            std::fs::copy(HOST_TAP, &exe).expect("copy host-tap");
+            let as_nobody = |tap: &str| {
+                let output = run(
+                    Command::new("setpriv")
+                        .arg(format!("--reuid={NOBODY}"))
+                        .arg(format!("--regid={NOBODY}"))
+                        .args(["--clear-groups", "--"])
+                        .arg(&exe)
+                        .args(["--tap", tap]),
+                    b"",
+                    COMMAND_LIMIT,
+                );
+                (output.status.code(), text(&output.stderr))
+            };
+
+            shell("chmod", &["0600", "/dev/net/tun"]);
+            let (exit, stderr) = as_nobody("taproot");
+            assert_eq!(exit, Some(10), "{stderr}");
+            assert!(
+                stderr.contains("permission denied opening /dev/net/tun"),
+                "{stderr}"
+            );
+
+            shell("chmod", &["0666", "/dev/net/tun"]);
+            let (exit, stderr) = as_nobody("taproot");
+            assert_eq!(exit, Some(10), "{stderr}");
+            assert!(
+                stderr.contains("ip tuntap add name taproot mode tap user $USER"),
+                "{stderr}"
+            );
+        },
+    );
+}
