@@ -1,4 +1,4 @@
-//! The smoltcp glue: session sockets, a busy socket and a UDP socket.
+//! The smoltcp glue: session sockets, busy sockets and a UDP socket.
 //!
 //! All memory comes from a [`ServerResources`] the caller owns (usually a
 //! `static`); nothing is allocated and nothing grows. The server owns its
@@ -18,13 +18,18 @@ use crate::datagram::{self, Answer};
 use crate::fmt::{net_debug, net_info, net_warn};
 use crate::reply::{ErrorCode, ErrorReply, MAX_ERROR_REPLY};
 use crate::session::{self, Finish, Session, SessionConfig, SessionStats};
-use crate::syn_guard::{Held, SynGuard};
+use crate::syn_guard::{HeldBy, SynGuard};
 
 /// Datagrams each UDP buffer can hold at once.
 pub const UDP_PACKETS: usize = 8;
-/// Receive window of the busy socket: it reads nothing, it only says no.
+/// Most sockets answering `ERR busy` at once. smoltcp has no listen
+/// backlog, so while one is still closing a rejection, a further SYN needs
+/// another listening socket or it is reset. Socket slots beyond
+/// `SESSIONS + 2` become busy sockets, up to this many.
+pub const BUSY_SOCKETS: usize = 4;
+/// Receive window of a busy socket: it reads nothing, it only says no.
 const BUSY_RX: usize = 64;
-/// How long a rejected client may keep the busy socket after its `ERR busy`.
+/// How long a rejected client may keep a busy socket after its `ERR busy`.
 const BUSY_LINGER: Duration = Duration::from_secs(1);
 /// Rounds of receive/answer/transmit in one [`Server::poll`] before it yields.
 const MAX_ROUNDS: usize = 16;
@@ -293,7 +298,8 @@ impl<const LINE: usize> Slot<LINE> {
 /// All the memory a [`Server`] uses, handed in by the caller.
 ///
 /// - `SESSIONS`: most concurrent sessions;
-/// - `SOCKETS`: socket slots, at least `SESSIONS + 2` (busy and UDP sockets);
+/// - `SOCKETS`: socket slots, at least `SESSIONS + 2` (a busy and the UDP
+///   socket); up to [`BUSY_SOCKETS`] - 1 more serve bursts of rejections;
 /// - `RX`, `TX`: each session's TCP receive and send buffer (also the UDP
 ///   buffers); `TX` must hold the largest reply (`max_line + 2`, at least 64);
 /// - `LINE`: each session's line buffer, the largest `max_line`.
@@ -325,8 +331,8 @@ pub struct ServerResources<
     session_tx: [[u8; TX]; SESSIONS],
     slots: [Slot<LINE>; SESSIONS],
     scratch: [u8; TX],
-    busy_rx: [u8; BUSY_RX],
-    busy_tx: [u8; MAX_ERROR_REPLY],
+    busy_rx: [[u8; BUSY_RX]; BUSY_SOCKETS],
+    busy_tx: [[u8; MAX_ERROR_REPLY]; BUSY_SOCKETS],
     #[cfg_attr(feature = "defmt", defmt(Debug2Format))]
     udp_rx_meta: heapless::Vec<udp::PacketMetadata, UDP_PACKETS>,
     udp_rx: [u8; RX],
@@ -388,14 +394,21 @@ impl<
             session_tx: [[0; TX]; SESSIONS],
             slots: [const { Slot::new() }; SESSIONS],
             scratch: [0; TX],
-            busy_rx: [0; BUSY_RX],
-            busy_tx: [0; MAX_ERROR_REPLY],
+            busy_rx: [[0; BUSY_RX]; BUSY_SOCKETS],
+            busy_tx: [[0; MAX_ERROR_REPLY]; BUSY_SOCKETS],
             udp_rx_meta: heapless::Vec::new(),
             udp_rx: [0; RX],
             udp_tx_meta: heapless::Vec::new(),
             udp_tx: [0; TX],
         }
     }
+}
+
+/// A socket that tells clients beyond the sessions `ERR busy`.
+#[derive(Debug, Clone, Copy)]
+struct Busy {
+    handle: SocketHandle,
+    phase: BusyPhase,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -430,13 +443,12 @@ pub struct Server<'a, const SESSIONS: usize, const LINE: usize> {
     handles: heapless::Vec<SocketHandle, SESSIONS>,
     slots: &'a mut [Slot<LINE>; SESSIONS],
     scratch: &'a mut [u8],
-    busy: SocketHandle,
-    busy_phase: BusyPhase,
+    busy: heapless::Vec<Busy, BUSY_SOCKETS>,
     udp: Option<SocketHandle>,
     /// Counters of finished sessions plus server-level events.
     totals: Counters,
     /// Connections the sockets hold, refreshed before each interface poll.
-    held: Held<SESSIONS>,
+    held: HeldBy<SESSIONS>,
     shutting_down: bool,
 }
 
@@ -590,9 +602,18 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
             *slot = Slot::new();
             slot.session.set_config(config.session)?;
         }
-        let mut busy = tcp_socket(busy_rx, busy_tx);
-        relisten(&mut busy, &config);
-        let busy = set.add(busy);
+        let free_slots = SOCKETS - config.sessions - usize::from(config.udp_port.is_some());
+        let mut busy = heapless::Vec::new();
+        for (rx, tx) in busy_rx.iter_mut().zip(busy_tx.iter_mut()).take(free_slots) {
+            let mut socket = tcp_socket(rx, tx);
+            relisten(&mut socket, &config);
+            let handle = set.add(socket);
+            // Cannot fail: at most BUSY_SOCKETS pairs of buffers.
+            let _ = busy.push(Busy {
+                handle,
+                phase: BusyPhase::Listening,
+            });
+        }
         let udp = config.udp_port.map(|port| {
             let mut socket = udp::Socket::new(
                 udp::PacketBuffer::new(&mut udp_rx_meta[..], &mut udp_rx[..]),
@@ -617,10 +638,9 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
             slots,
             scratch: &mut scratch[..],
             busy,
-            busy_phase: BusyPhase::Listening,
             udp,
             totals: Counters::default(),
-            held: Held::new(),
+            held: HeldBy::new(),
             shutting_down: false,
         })
     }
@@ -667,18 +687,23 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
         iface: &mut Interface,
         device: &mut D,
     ) {
-        self.held.clear();
-        for &handle in self.handles.iter().chain(core::iter::once(&self.busy)) {
-            let socket = self.sockets.get::<tcp::Socket>(handle);
-            if matches!(
+        let sockets = &self.sockets;
+        let connection = |handle: SocketHandle| {
+            let socket = sockets.get::<tcp::Socket>(handle);
+            let open = !matches!(
                 socket.state(),
                 tcp::State::Listen | tcp::State::Closed | tcp::State::TimeWait
-            ) {
-                continue;
-            }
-            if let (Some(peer), Some(local)) = (socket.remote_endpoint(), socket.local_endpoint()) {
-                self.held.hold(peer, local.port);
-            }
+            );
+            let peer = socket.remote_endpoint().filter(|_| open)?;
+            Some((peer, socket.local_endpoint()?.port))
+        };
+        self.held.sessions.clear();
+        for (peer, port) in self.handles.iter().filter_map(|&h| connection(h)) {
+            self.held.sessions.hold(peer, port);
+        }
+        self.held.busy.clear();
+        for (peer, port) in self.busy.iter().filter_map(|b| connection(b.handle)) {
+            self.held.busy.hold(peer, port);
         }
         iface.poll(
             now,
@@ -726,13 +751,21 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
         self.shutting_down = true;
         net_info!("shutting down: no new connections");
         for (slot, &handle) in self.slots.iter_mut().zip(self.handles.iter()) {
-            if slot.phase == Phase::Listening {
-                // Not yet a session: a half-done handshake is simply refused.
-                self.sockets.get_mut::<tcp::Socket>(handle).abort();
+            let socket = self.sockets.get_mut::<tcp::Socket>(handle);
+            // A connection established but not yet seen by `service` is a
+            // session and is served; a half-done handshake is refused.
+            let connected = matches!(
+                socket.state(),
+                tcp::State::Established | tcp::State::CloseWait
+            );
+            if slot.phase == Phase::Listening && !connected {
+                socket.abort();
             }
         }
-        if self.busy_phase == BusyPhase::Listening {
-            self.sockets.get_mut::<tcp::Socket>(self.busy).abort();
+        for busy in &self.busy {
+            if busy.phase == BusyPhase::Listening {
+                self.sockets.get_mut::<tcp::Socket>(busy.handle).abort();
+            }
         }
         if let Some(udp) = self.udp {
             self.sockets.get_mut::<udp::Socket>(udp).close();
@@ -747,8 +780,9 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
             && self
                 .handles
                 .iter()
-                .chain(core::iter::once(&self.busy))
-                .all(|&h| self.sockets.get::<tcp::Socket>(h).state() == tcp::State::Closed)
+                .copied()
+                .chain(self.busy.iter().map(|busy| busy.handle))
+                .all(|h| self.sockets.get::<tcp::Socket>(h).state() == tcp::State::Closed)
     }
 
     /// Sessions open now.
@@ -792,12 +826,13 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
                     fin_sent,
                 } => closing_limit(&self.config, reason, fin_sent).map(|limit| since + limit),
             });
-        let busy = match self.busy_phase {
+        let busy = self.busy.iter().map(|busy| match busy.phase {
             BusyPhase::Listening => None,
             BusyPhase::Closing { since } => Some(since + BUSY_LINGER),
-        };
+        });
         sessions
-            .chain([busy, iface.poll_at(now, &self.sockets)])
+            .chain(busy)
+            .chain([iface.poll_at(now, &self.sockets)])
             .flatten()
             .min()
     }
@@ -808,7 +843,9 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
         for index in 0..self.handles.len() {
             moved |= self.service_session(index, now);
         }
-        moved |= self.service_busy(now);
+        for index in 0..self.busy.len() {
+            moved |= self.service_busy(index, now);
+        }
         moved |= self.service_udp();
         moved
     }
@@ -919,10 +956,11 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
         finish_connection(socket, &self.config, self.shutting_down);
     }
 
-    fn service_busy(&mut self, now: Instant) -> bool {
-        let socket = self.sockets.get_mut::<tcp::Socket>(self.busy);
+    fn service_busy(&mut self, index: usize, now: Instant) -> bool {
+        let busy = &mut self.busy[index];
+        let socket = self.sockets.get_mut::<tcp::Socket>(busy.handle);
         let state = socket.state();
-        match self.busy_phase {
+        match busy.phase {
             BusyPhase::Listening => match state {
                 tcp::State::Established | tcp::State::CloseWait => {
                     let mut reply = [0u8; MAX_ERROR_REPLY];
@@ -936,7 +974,7 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
                         "busy: rejected {}",
                         socket.remote_endpoint().unwrap_or(NO_PEER)
                     );
-                    self.busy_phase = BusyPhase::Closing { since: now };
+                    busy.phase = BusyPhase::Closing { since: now };
                     true
                 }
                 tcp::State::Closed if !self.shutting_down => {
@@ -953,7 +991,7 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
                 if !done {
                     socket.abort();
                 }
-                self.busy_phase = BusyPhase::Listening;
+                busy.phase = BusyPhase::Listening;
                 finish_connection(socket, &self.config, self.shutting_down);
                 true
             }
@@ -1155,7 +1193,8 @@ mod tests {
         port: 8888,
     };
 
-    type Resources = ServerResources<'static, 2, 4, 1024, 1024, 64>;
+    /// Two sessions, UDP, and four busy sockets (7 = 2 + 1 + 4).
+    type Resources = ServerResources<'static, 2, 7, 1024, 1024, 64>;
 
     /// A server and a client host on one link, in virtual time.
     struct Net {
@@ -1301,6 +1340,21 @@ mod tests {
         assert!(busy.starts_with(b"ERR busy "), "{busy:?}");
         assert_eq!(net.reply(&mut third), Err(RecvError::Closed));
         assert_eq!(net.server.counters().errors.busy, 1);
+    }
+
+    #[test]
+    fn a_burst_of_connections_beyond_the_sessions_all_get_busy() {
+        let mut net = Net::new(ServerConfig::new(1, 64));
+        let mut first = net.client(40001);
+        net.send(&mut first, b"a");
+        net.reply(&mut first).unwrap();
+        // Four at once: one busy socket each, none is reset.
+        let mut rejected: Vec<_> = (40002..40006).map(|port| net.client(port)).collect();
+        for client in &mut rejected {
+            let busy = net.reply(client).unwrap();
+            assert!(busy.starts_with(b"ERR busy "), "{busy:?}");
+        }
+        assert_eq!(net.server.counters().errors.busy, 4);
     }
 
     #[test]

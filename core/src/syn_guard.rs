@@ -11,6 +11,7 @@
 
 use core::cell::RefCell;
 
+use crate::server::BUSY_SOCKETS;
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, PacketMeta, RxToken};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
@@ -46,15 +47,35 @@ impl<const N: usize> Held<N> {
     }
 }
 
+/// Connections held by the session sockets and by the busy sockets.
+#[derive(Debug)]
+pub(crate) struct HeldBy<const SESSIONS: usize> {
+    pub(crate) sessions: Held<SESSIONS>,
+    pub(crate) busy: Held<BUSY_SOCKETS>,
+}
+
+impl<const SESSIONS: usize> HeldBy<SESSIONS> {
+    pub(crate) const fn new() -> Self {
+        HeldBy {
+            sessions: Held::new(),
+            busy: Held::new(),
+        }
+    }
+
+    fn holds(&self, peer: IpEndpoint, port: u16) -> bool {
+        self.sessions.holds(peer, port) || self.busy.holds(peer, port)
+    }
+}
+
 /// The caller's device, minus SYNs of connections already held.
 pub(crate) struct SynGuard<'g, D: Device + ?Sized, const N: usize> {
     device: &'g mut D,
-    held: &'g Held<N>,
+    held: &'g HeldBy<N>,
     medium: Medium,
 }
 
 impl<'g, D: Device + ?Sized, const N: usize> SynGuard<'g, D, N> {
-    pub(crate) fn new(device: &'g mut D, held: &'g Held<N>) -> Self {
+    pub(crate) fn new(device: &'g mut D, held: &'g HeldBy<N>) -> Self {
         let medium = device.capabilities().medium;
         SynGuard {
             device,
@@ -99,7 +120,7 @@ impl<D: Device + ?Sized, const N: usize> Device for SynGuard<'_, D, N> {
 
 pub(crate) struct GuardedRx<'a, T, const N: usize> {
     inner: T,
-    held: &'a Held<N>,
+    held: &'a HeldBy<N>,
     medium: Medium,
 }
 
@@ -112,7 +133,7 @@ impl<T: RxToken, const N: usize> RxToken for GuardedRx<'_, T, N> {
                 Some((peer, port)) if held.holds(peer, port) => f(&[]),
                 Some((peer, port)) => {
                     // A second copy of this SYN later in the same poll is a duplicate.
-                    held.hold(peer, port);
+                    held.sessions.hold(peer, port);
                     f(frame)
                 }
                 None => f(frame),

@@ -20,7 +20,11 @@ use smoltcp::wire::HardwareAddress;
 use crate::cli::{LINE_CAPACITY, NetworkSettings, SMALL_SESSIONS, SOCKET_BUFFER};
 use crate::tap::{TapDevice, TapStats};
 
-/// The server's memory for `SESSIONS` sessions (`SOCKETS` = `SESSIONS + 2`).
+/// Socket slots beyond the sessions: the UDP socket and the most busy
+/// sockets the core uses, so a burst of rejected clients each get `ERR busy`.
+pub const SPARE_SOCKETS: usize = 1 + reversal_core::server::BUSY_SOCKETS;
+
+/// The server's memory for `SESSIONS` sessions (`SOCKETS` = `SESSIONS + SPARE_SOCKETS`).
 pub type Resources<'a, const SESSIONS: usize, const SOCKETS: usize> =
     ServerResources<'a, SESSIONS, SOCKETS, SOCKET_BUFFER, SOCKET_BUFFER, LINE_CAPACITY>;
 

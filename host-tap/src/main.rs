@@ -7,7 +7,9 @@ use std::fmt;
 use std::process::ExitCode;
 
 use host_tap::cli::{self, Settings, SettingsError};
-use host_tap::event_loop::{self, End, LoopSettings, Outcome, Signals, Slots, TapBacked};
+use host_tap::event_loop::{
+    self, End, LoopSettings, Outcome, SPARE_SOCKETS, Signals, Slots, TapBacked,
+};
 use host_tap::exit::Exit;
 use host_tap::pcap::{PcapError, PcapFile};
 use host_tap::tap::{TapDevice, TapError};
@@ -121,13 +123,15 @@ fn run<D: TapBacked + Send + 'static>(
 ) -> Result<Outcome, Failure> {
     let outcome = match Slots::for_sessions(settings.server.sessions) {
         Slots::Small => {
-            event_loop::spawn::<{ cli::SMALL_SESSIONS }, { cli::SMALL_SESSIONS + 2 }, D>(
+            event_loop::spawn::<{ cli::SMALL_SESSIONS }, { cli::SMALL_SESSIONS + SPARE_SOCKETS }, D>(
                 settings, device, signals,
             )
         }
-        Slots::Large => event_loop::spawn::<{ cli::MAX_SESSIONS }, { cli::MAX_SESSIONS + 2 }, D>(
-            settings, device, signals,
-        ),
+        Slots::Large => {
+            event_loop::spawn::<{ cli::MAX_SESSIONS }, { cli::MAX_SESSIONS + SPARE_SOCKETS }, D>(
+                settings, device, signals,
+            )
+        }
     };
     outcome
         .map_err(|e| Failure::Setup("start the event loop thread", e))?

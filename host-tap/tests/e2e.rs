@@ -522,6 +522,31 @@ fn connection_beyond_the_sessions_gets_busy_and_is_closed() {
 }
 
 #[test]
+fn a_burst_of_connections_beyond_the_sessions_all_get_busy() {
+    e2e(
+        "a_burst_of_connections_beyond_the_sessions_all_get_busy",
+        &[],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let server = HostTap::start(&["--sessions", "1"]);
+            let mut first = connect();
+            first.write_all(b"1st\n").unwrap();
+            read_line(&mut first);
+            // Four at once, none closed before the next connects: smoltcp has
+            // no backlog, so each needs a busy socket of its own.
+            let mut rejected: Vec<_> = (0..4).map(|_| connect()).collect();
+            for stream in &mut rejected {
+                let busy = text(&read_all(stream));
+                assert!(busy.starts_with("ERR busy "), "{busy:?}");
+            }
+            drop(first);
+            let (_, log) = server.stop();
+            assert!(log.contains("busy 4"), "{log}");
+        },
+    );
+}
+
+#[test]
 fn idle_session_gets_idle_timeout_and_is_closed() {
     e2e("idle_session_gets_idle_timeout_and_is_closed", &[], || {
         add_tap(&[HOST_CIDR]);
