@@ -32,16 +32,21 @@ pub const DEFAULT_ADDRESS: &str = "192.168.69.1/24";
 /// The examples `--help` shows (the exit-code table follows them).
 pub const EXAMPLES: &str = "\
 Examples:
-  # Once, as root: a TAP your user may open, and the kernel's side of it
-  sudo ip tuntap add name tap0 mode tap user $USER
-  sudo ip addr add 192.168.69.100/24 dev tap0
-  sudo ip link set tap0 up
-  host-tap                          # serves 192.168.69.1, TCP and UDP port 8888
-  nc 192.168.69.1 8888              # type a line, get it back reversed
-  reverse-client -i 192.168.69.1 -p 8888
+  # Once, as root: a network namespace of its own (keep TAPs out of the
+  # machine's network), a TAP your user may open in it, and its kernel side
+  sudo ip netns add rev
+  sudo ip netns exec rev ip tuntap add name tap0 mode tap user $USER
+  sudo ip netns exec rev ip addr add 192.168.69.100/24 dev tap0
+  sudo ip netns exec rev ip link set tap0 up
+  # Serves 192.168.69.1, TCP and UDP port 8888, as your user
+  sudo ip netns exec rev sudo -u $USER host-tap
+  # Another terminal: type a line, get it back reversed
+  sudo ip netns exec rev nc 192.168.69.1 8888
+  sudo ip netns exec rev reverse-client -i 192.168.69.1 -p 8888
 
-  # As root, a TAP made for this run only (removed on exit), IPv4 and IPv6
-  sudo host-tap --create-tap --tap tap1 \\
+  # As root in a fresh namespace, a TAP made for this run only (removed on
+  # exit), IPv4 and IPv6
+  sudo unshare --net host-tap --create-tap --tap tap1 \\
       --address 192.168.70.1/24 --host-address 192.168.70.100/24 \\
       --address fdaa::1/64 --host-address fdaa::100/64
 
@@ -554,7 +559,9 @@ mod tests {
     #[test]
     fn help_shows_the_readme_example_and_the_exit_codes() {
         let help = command().render_long_help().to_string();
-        assert!(help.contains("sudo ip tuntap add name tap0 mode tap user $USER"));
+        assert!(
+            help.contains("sudo ip netns exec rev ip tuntap add name tap0 mode tap user $USER")
+        );
         assert!(help.contains("nc 192.168.69.1 8888"));
         assert!(help.contains(&Exit::table()), "{help}");
     }
