@@ -3,7 +3,7 @@
 # boots it with a restricted user network that forwards a free TCP port on
 # 127.0.0.1 to the guest's port 8888 (UDP: see the QEMU command), waits for the firmware's
 # "listening" log line, then runs qemu-checks.py (the SPEC's behaviours, with
-# real clients on 127.0.0.1: Python sockets and nc).
+# real clients on 127.0.0.1: Python sockets, nc and the seed client).
 #
 # Usage: ./qemu-test.sh            (from anywhere)
 # Needs: qemu-system-arm, defmt-print (cargo install defmt-print), python3,
@@ -29,6 +29,13 @@ if ! nc -h 2>&1 | grep -q -- '-N'; then
 fi
 
 cargo build --release --quiet
+# The seed's client (host-tap's reverse-client) is one of the real clients.
+workspace="$(cd "$here/../.." && pwd)"
+# Run from the workspace: this folder's .cargo/config.toml targets the board.
+(cd "$workspace" && cargo build --release --quiet -p host-tap --bin reverse-client)
+target_dir="$(cd "$workspace" && cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+reverse_client="$target_dir/release/reverse-client"
 
 # Free ports on 127.0.0.1: one TCP port QEMU's user network forwards to the
 # board, and two UDP ports for QEMU's socket backend (see below).
@@ -113,6 +120,17 @@ report() {
     fi
 }
 
+seed_client_gets_every_reply() {
+    local got
+    got="$(printf 'hello\n각👍🏽 ok\r\nlast' | timeout 20 "$reverse_client" -i 127.0.0.1 -p "$port")" || true
+    if [[ "$got" == $'olleh\nko 👍🏽각\r\ntsal' ]]; then
+        echo "ok   the seed's client (reverse-client) gets every reply"
+    else
+        echo "FAIL the seed's client (reverse-client) gets every reply: got $(printf %q "$got")"
+        return 1
+    fi
+}
+
 firmware_alive() {
     if kill -0 "$qemu_pid" 2>/dev/null; then
         echo "ok   firmware still running after the checks"
@@ -148,6 +166,7 @@ stack_within_budget() {
     fi
 }
 
+report seed_client_gets_every_reply
 report firmware_alive
 report stack_within_budget
 
