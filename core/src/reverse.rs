@@ -395,6 +395,14 @@ mod tests {
         String::from_utf8(out[..n].to_vec()).unwrap()
     }
 
+    fn reversed_twice(mode: Mode, input: &[u8]) -> Vec<u8> {
+        let mut once = vec![0; input.len()];
+        let mut twice = vec![0; input.len()];
+        reverse(mode, input, &mut once).unwrap();
+        reverse(mode, &once, &mut twice).unwrap();
+        twice
+    }
+
     /// Reference: plain segmentation of the whole text, no fast path.
     fn reference_graphemes(input: &str) -> String {
         input.graphemes(true).rev().collect()
@@ -577,32 +585,20 @@ mod tests {
         #[test]
         fn reversing_twice_is_identity_in_every_mode(text in stand_alone_clusters()) {
             for mode in [Mode::Graphemes, Mode::Chars, Mode::Bytes] {
-                let mut once = vec![0; text.len()];
-                let mut twice = vec![0; text.len()];
-                reverse(mode, text.as_bytes(), &mut once).unwrap();
-                reverse(mode, &once, &mut twice).unwrap();
-                prop_assert_eq!(&twice, text.as_bytes());
+                prop_assert_eq!(reversed_twice(mode, text.as_bytes()), text.as_bytes());
             }
         }
 
         #[test]
         fn chars_and_bytes_reverse_twice_to_identity_on_any_text(text in mixed_text()) {
             for mode in [Mode::Chars, Mode::Bytes] {
-                let mut once = vec![0; text.len()];
-                let mut twice = vec![0; text.len()];
-                reverse(mode, text.as_bytes(), &mut once).unwrap();
-                reverse(mode, &once, &mut twice).unwrap();
-                prop_assert_eq!(&twice, text.as_bytes());
+                prop_assert_eq!(reversed_twice(mode, text.as_bytes()), text.as_bytes());
             }
         }
 
         #[test]
         fn bytes_mode_reverses_twice_to_identity_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
-            let mut once = vec![0; bytes.len()];
-            let mut twice = vec![0; bytes.len()];
-            reverse(Mode::Bytes, &bytes, &mut once).unwrap();
-            reverse(Mode::Bytes, &once, &mut twice).unwrap();
-            prop_assert_eq!(twice, bytes);
+            prop_assert_eq!(reversed_twice(Mode::Bytes, &bytes), bytes);
         }
 
         #[test]

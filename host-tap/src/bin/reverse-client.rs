@@ -187,6 +187,33 @@ fn converse_piped(
     }
 }
 
+/// Reads the next line of `input` into `line` (terminator kept), after the
+/// seed's `>>>` prompt if `prompt`; false at the end of input.
+fn next_line(
+    input: &mut impl BufRead,
+    output: &mut impl Write,
+    prompt: bool,
+    line: &mut Vec<u8>,
+) -> Result<bool, ClientError> {
+    if prompt {
+        output
+            .write_all(PROMPT)
+            .and_then(|()| output.flush())
+            .map_err(io_error("write the prompt"))?;
+    }
+    line.clear();
+    let read = input
+        .read_until(b'\n', line)
+        .map_err(io_error("read the input"))?;
+    if read == 0 && prompt {
+        // Ctrl-D: end the prompt's line.
+        output
+            .write_all(b"\n")
+            .map_err(io_error("write the output"))?;
+    }
+    Ok(read > 0)
+}
+
 /// The seed's loop: prompt, read a line, send it, print its reply. At the
 /// end of input, half-closes and prints what the server still sends.
 fn converse_interactively(
@@ -197,23 +224,7 @@ fn converse_interactively(
     let mut replies = io::BufReader::new(stream);
     let mut line = Vec::new();
     let mut reply = Vec::new();
-    loop {
-        output
-            .write_all(PROMPT)
-            .and_then(|()| output.flush())
-            .map_err(io_error("write the prompt"))?;
-        line.clear();
-        if input
-            .read_until(b'\n', &mut line)
-            .map_err(io_error("read the input"))?
-            == 0
-        {
-            // Ctrl-D: end the prompt's line.
-            output
-                .write_all(b"\n")
-                .map_err(io_error("write the output"))?;
-            break;
-        }
+    while next_line(input, output, true, &mut line)? {
         let mut sender = stream;
         if let Err(error) = sender.write_all(&line) {
             return Err(ClientError::ClosedEarly(Some(error)));
@@ -266,27 +277,7 @@ fn exchange_datagrams(
     let mut line = Vec::new();
     let mut reply = vec![0u8; 65_536];
     let (mut sent, mut missing) = (0, 0);
-    loop {
-        if prompt {
-            output
-                .write_all(PROMPT)
-                .and_then(|()| output.flush())
-                .map_err(io_error("write the prompt"))?;
-        }
-        line.clear();
-        if input
-            .read_until(b'\n', &mut line)
-            .map_err(io_error("read the input"))?
-            == 0
-        {
-            if prompt {
-                // Ctrl-D: end the prompt's line.
-                output
-                    .write_all(b"\n")
-                    .map_err(io_error("write the output"))?;
-            }
-            break;
-        }
+    while next_line(input, output, prompt, &mut line)? {
         discard_late_replies(&socket, &mut reply)?;
         socket.send(&line).map_err(io_error("send a datagram"))?;
         sent += 1;
