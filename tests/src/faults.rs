@@ -59,6 +59,28 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// A rough but usable link: 5% of the frames lost, 1% duplicated, 1%
+    /// corrupted, and a tenth held back up to 20 ms so that later ones
+    /// overtake them. TCP gets through, slowly, with every kind of repair
+    /// at work.
+    ///
+    /// ```
+    /// use reversal_sim::{Faults, PortConfig};
+    ///
+    /// let rough = PortConfig { tx: Faults::rough(), rx: Faults::rough(), ..PortConfig::default() };
+    /// # let _ = rough;
+    /// ```
+    pub fn rough() -> Faults {
+        Faults {
+            drop: 0.05,
+            duplicate: 0.01,
+            delay: 0.1,
+            max_delay: Duration::from_millis(20),
+            corrupt: 0.01,
+            ..Faults::default()
+        }
+    }
+
     /// Whether any fault can happen at all.
     pub fn is_active(&self) -> bool {
         [

@@ -22,7 +22,8 @@
 //! - **The reversal server.** [`reversal`] runs the core's `Server` as a
 //!   party ([`ServerParty`](reversal::ServerParty)) and holds scripted
 //!   conversations through the core's `LineClient`
-//!   ([`ClientParty`](reversal::ClientParty)).
+//!   ([`ClientParty`](reversal::ClientParty)); a
+//!   [`Network`](reversal::Network) sets up both on one segment.
 //!
 //! Seeds: [`seed_sweep!`] runs a scenario over many seeds and prints the
 //! command that replays a failing one (`SIM_SEED=n`); `SIM_SEEDS=n`

@@ -10,7 +10,10 @@ use std::rc::Rc;
 use smoltcp::iface::Config;
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium, PcapLinkType, PcapSink};
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{EthernetAddress, EthernetFrame, HardwareAddress};
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, IpProtocol, Ipv4Address,
+    Ipv4Packet, TcpPacket,
+};
 
 use crate::capture::{FailureCapture, WritePcapError};
 use crate::faults::{Direction, FaultStream, Faults, Stats};
@@ -20,6 +23,10 @@ const ETHERNET_HEADER_LEN: usize = 14;
 
 /// Recycled frame buffers kept at most; past this they are freed.
 const SPARE_BUFFERS: usize = 1024;
+
+/// Bytes of a libpcap file header, and of the header before each frame.
+const PCAP_FILE_HEADER_LEN: usize = 24;
+const PCAP_RECORD_HEADER_LEN: usize = 16;
 
 /// The number of a port on its segment, in the order ports were attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -234,6 +241,29 @@ impl Segment {
     /// `None` if [`enable_capture`](Segment::enable_capture) was not called.
     pub fn pcap(&self) -> Option<Vec<u8>> {
         self.wire.borrow().capture.clone()
+    }
+
+    /// The TCP segments `host` has transmitted over IPv4, in order, from
+    /// the capture, or `None` if capture is off: to check how a host cut
+    /// its stream into segments, or whether it sent a SYN. Frames that are
+    /// not Ethernet, IPv4 and TCP are passed over.
+    pub fn tcp_sent_by(&self, host: Ipv4Address) -> Option<Vec<TcpPacket<Vec<u8>>>> {
+        let wire = self.wire.borrow();
+        let capture = wire.capture.as_ref()?;
+        let segments = captured_frames(capture)
+            .filter_map(|frame| {
+                let ethernet = EthernetFrame::new_checked(frame).ok()?;
+                if ethernet.ethertype() != EthernetProtocol::Ipv4 {
+                    return None;
+                }
+                let ip = Ipv4Packet::new_checked(ethernet.payload()).ok()?;
+                if ip.src_addr() != host || ip.next_header() != IpProtocol::Tcp {
+                    return None;
+                }
+                TcpPacket::new_checked(ip.payload().to_vec()).ok()
+            })
+            .collect();
+        Some(segments)
     }
 
     /// Writes the capture so far to `path` as a libpcap file, which
@@ -607,6 +637,19 @@ impl Fnv1a {
     }
 }
 
+/// The frames of a capture a [`Wire`] wrote, in order.
+fn captured_frames(pcap: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = &pcap[PCAP_FILE_HEADER_LEN..];
+    core::iter::from_fn(move || {
+        let (header, after) = rest.split_at_checked(PCAP_RECORD_HEADER_LEN)?;
+        // The captured length, written in the machine's byte order.
+        let len = u32::from_ne_bytes(header[8..12].try_into().expect("four bytes")) as usize;
+        let (frame, after) = after.split_at(len);
+        rest = after;
+        Some(frame)
+    })
+}
+
 /// Spreads nearby integers (seeds, port numbers) over all 64 bits.
 fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -618,7 +661,9 @@ fn splitmix64(mut x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::Sim;
     use smoltcp::phy::{RxToken, TxToken};
+    use smoltcp::wire::IpCidr;
 
     const BROADCAST: [u8; 6] = [0xff; 6];
 
@@ -826,6 +871,7 @@ mod tests {
     fn capture_is_off_until_enabled() {
         let segment = Segment::new(0);
         assert!(segment.pcap().is_none());
+        assert!(segment.tcp_sent_by(Ipv4Address::new(10, 0, 0, 1)).is_none());
         assert!(matches!(
             segment.write_pcap("/nonexistent/never-written.pcap"),
             Err(WritePcapError::CaptureOff)
@@ -848,5 +894,34 @@ mod tests {
         assert_eq!(field(20), 1, "LINKTYPE_ETHERNET");
         assert_eq!((field(24), field(28)), (1, 500_000), "timestamp 1.5 s");
         assert_eq!((field(32), field(36)), (60, 60));
+    }
+
+    #[test]
+    fn tcp_sent_by_keeps_one_host_s_tcp_segments_in_order() {
+        let mut sim = Sim::new(0);
+        sim.segment().enable_capture();
+        let address = |last_octet| Ipv4Address::new(10, 0, 0, last_octet);
+        let cidr = |last_octet| IpCidr::new(address(last_octet).into(), 24);
+        let server = sim.add_host(PortConfig::default(), &[cidr(1)]);
+        let client = sim.add_host(PortConfig::default(), &[cidr(2)]);
+        let listener = sim[server].add_tcp_socket(1024, 1024);
+        sim[server].tcp(listener).listen(7).unwrap();
+        let socket = sim[client].add_tcp_socket(1024, 1024);
+        sim[client]
+            .tcp_connect(socket, (address(1), 7), 40_000)
+            .unwrap();
+        sim.run_until(Duration::from_secs(5), |sim| {
+            sim[server].tcp(listener).may_recv()
+        })
+        .unwrap();
+
+        // Each host sent an ARP frame before its first TCP segment.
+        let from_client = sim.segment().tcp_sent_by(address(2)).unwrap();
+        let from_server = sim.segment().tcp_sent_by(address(1)).unwrap();
+        let flags = |tcp: &TcpPacket<Vec<u8>>| (tcp.syn(), tcp.ack());
+        let client_flags: Vec<_> = from_client.iter().map(flags).collect();
+        assert_eq!(client_flags, [(true, false), (false, true)], "SYN, ACK");
+        let server_flags: Vec<_> = from_server.iter().map(flags).collect();
+        assert_eq!(server_flags, [(true, true)], "SYN-ACK");
     }
 }

@@ -33,19 +33,6 @@ fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     bytes
 }
 
-/// 5% loss, 1% duplicates, 1% corruption and 10% of frames held up to
-/// 20 ms, so that they are overtaken.
-fn rough_link() -> Faults {
-    Faults {
-        drop: 0.05,
-        duplicate: 0.01,
-        delay: 0.1,
-        max_delay: Duration::from_millis(20),
-        corrupt: 0.01,
-        ..Faults::default()
-    }
-}
-
 /// A TCP echo server that owns its interface and socket set, the way an
 /// application under test does: it only borrows the port's device.
 struct EchoServer {
@@ -182,8 +169,8 @@ fn echo_over_rough_links(seed: u64, clients: u8, len: usize) -> EchoRun {
     sim.add(server);
     let rough = PortConfig {
         latency,
-        tx: rough_link(),
-        rx: rough_link(),
+        tx: Faults::rough(),
+        rx: Faults::rough(),
         ..PortConfig::default()
     };
     let ids: Vec<PartyId<EchoClient>> = (0..clients)

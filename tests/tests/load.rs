@@ -33,19 +33,6 @@ fn init_log() {
     let _ = env_logger::builder().is_test(true).try_init();
 }
 
-/// 5% loss, 1% duplicates, 1% corruption, and a tenth of the frames held
-/// up to 20 ms so that later ones overtake them.
-fn rough() -> Faults {
-    Faults {
-        drop: 0.05,
-        duplicate: 0.01,
-        delay: 0.1,
-        max_delay: Duration::from_millis(20),
-        corrupt: 0.01,
-        ..Faults::default()
-    }
-}
-
 /// Lines with their known reversal, checked literally besides the oracle.
 const LITERALS: &[(&str, &str)] = &[
     ("e\u{301}👍🏽🇰🇷각", "각🇰🇷👍🏽e\u{301}"),
@@ -283,8 +270,8 @@ fn rough_conversations<const SESSIONS: usize, const SOCKETS: usize>(
 
     let link = PortConfig {
         latency: Duration::from_millis(1),
-        tx: rough(),
-        rx: rough(),
+        tx: Faults::rough(),
+        rx: Faults::rough(),
         ..PortConfig::default()
     };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

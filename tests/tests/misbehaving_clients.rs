@@ -5,145 +5,70 @@
 use core::fmt;
 
 use reversal_core::{ServerConfig, ServerResources};
-use reversal_sim::reversal::{ClientParty, Conversation, ConversationId, Script, ServerParty};
-use reversal_sim::{
-    Direction, FailureCapture, Faults, Host, Party, PartyId, Port, PortConfig, PortId, Segment, Sim,
-};
+use reversal_sim::reversal::{Network, Script, Talk};
+use reversal_sim::{Direction, Faults, Host, Party, PartyId, Port, PortId, Segment};
 use smoltcp::iface::SocketHandle;
 use smoltcp::phy::{ChecksumCapabilities, Device, RxToken, TxToken};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, IpAddress, IpCidr, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl,
-    TcpPacket, TcpRepr, TcpSeqNumber,
+    EthernetRepr, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket,
+    TcpRepr, TcpSeqNumber,
 };
 
-const SERVER_V4: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
-const SERVER: IpAddress = IpAddress::Ipv4(SERVER_V4);
-const PORT: u16 = 8888;
 const SESSIONS: usize = 4;
 const MAX_LINE: usize = 64;
 /// Each session's receive and send buffer on the server.
 const SERVER_BUFFER: usize = 1024;
+/// How long a test waits for a reply, and for a conversation to end.
+const REPLY_LIMIT: Duration = Duration::from_secs(60);
+const END_LIMIT: Duration = Duration::from_secs(600);
 
 type Resources =
     ServerResources<'static, SESSIONS, { SESSIONS + 2 }, SERVER_BUFFER, SERVER_BUFFER, MAX_LINE>;
-type Server = ServerParty<SESSIONS, MAX_LINE>;
+type Net = Network<SESSIONS, MAX_LINE>;
 
 fn init_log() {
     let _ = env_logger::builder().is_test(true).try_init();
 }
 
-/// A clean cable with 1 ms of latency: a round trip takes 4 ms.
-fn cable() -> PortConfig {
-    PortConfig {
-        latency: Duration::from_millis(1),
-        ..PortConfig::default()
-    }
+/// A server with `sessions` sessions, and no client yet.
+fn network(sessions: usize) -> Net {
+    init_log();
+    let resources: &'static mut Resources = Box::leak(Box::default());
+    Net::new(0, ServerConfig::new(sessions, MAX_LINE), resources).unwrap()
 }
 
-/// A conversation of one client party.
-#[derive(Clone, Copy)]
-struct Talk {
-    party: PartyId<ClientParty>,
-    id: ConversationId,
-}
-
-/// The server and its clients on one segment. A failing test leaves a
-/// pcap of its traffic in `target/sim-failures/`, named after the test.
-struct Net {
-    sim: Sim,
-    server: PartyId<Server>,
-    hosts: u8,
-    _pcap: FailureCapture,
-}
-
-impl Net {
-    fn new(sessions: usize) -> Net {
-        init_log();
-        let mut sim = Sim::new(0);
-        // libtest names each test's thread after the test.
-        let test = std::thread::current()
-            .name()
-            .unwrap_or("misbehaving")
-            .to_owned();
-        let pcap = sim.segment().capture_on_failure(&test);
-        let resources: &'static mut Resources = Box::leak(Box::default());
-        let server = ServerParty::new(
-            sim.attach(cable()),
-            IpCidr::new(SERVER, 24),
-            sim.now(),
-            ServerConfig::new(sessions, MAX_LINE),
-            resources,
-        )
-        .unwrap();
-        let server = sim.add(server);
-        Net {
-            sim,
-            server,
-            hosts: 1,
-            _pcap: pcap,
-        }
-    }
-
-    fn host(&mut self) -> Host {
-        self.hosts += 1;
-        let address = IpCidr::new(IpAddress::v4(10, 0, 0, self.hosts), 24);
-        Host::new(self.sim.attach(cable()), &[address], self.sim.now())
-    }
-
-    fn talk(&mut self, script: Script) -> Talk {
-        let mut party = ClientParty::new(self.host());
-        let id = party.connect((SERVER, PORT), 40_000, script).unwrap();
-        Talk {
-            party: self.sim.add(party),
-            id,
-        }
-    }
-
-    fn conversation(&self, talk: Talk) -> &Conversation {
-        self.sim[talk.party].conversation(talk.id)
-    }
-
-    fn run_until_replies(&mut self, talk: Talk, count: usize) -> &Conversation {
-        self.sim
-            .run_until(Duration::from_secs(60), |sim| {
-                let conversation = sim[talk.party].conversation(talk.id);
-                conversation.replies().len() >= count || conversation.is_ended()
-            })
-            .unwrap();
-        self.conversation(talk)
-    }
-
-    fn run_until_ended(&mut self, talk: Talk) -> &Conversation {
-        self.sim
-            .run_until(Duration::from_secs(600), |sim| {
-                sim[talk.party].conversation(talk.id).is_ended()
-            })
-            .unwrap();
-        self.conversation(talk)
-    }
-
+/// What these tests ask of the network beyond the fixture.
+trait Probes {
     /// The TCP timeout the server runs with.
-    fn tcp_timeout(&self) -> Duration {
-        self.sim[self.server].server().config().tcp_timeout
-    }
+    fn tcp_timeout(&self) -> Duration;
 
     /// Asserts that a new client is told `ERR busy` now.
+    fn assert_busy(&mut self);
+
+    /// Asserts that a new client is served now, and returns how long its
+    /// answer took.
+    fn assert_served(&mut self) -> Duration;
+}
+
+impl Probes for Net {
+    fn tcp_timeout(&self) -> Duration {
+        self.sim[self.server()].server().config().tcp_timeout
+    }
+
     fn assert_busy(&mut self) {
         let talk = self.talk(Script::new().send_line("anyone?"));
-        let replies = self.run_until_ended(talk).reply_text();
+        let replies = self.run_until_ended(talk, END_LIMIT).reply_text();
         assert!(
             replies.len() == 1 && replies[0].starts_with("ERR busy "),
             "{replies:?}"
         );
     }
 
-    /// Asserts that a new client is served now, and returns how long its
-    /// answer took.
     fn assert_served(&mut self) -> Duration {
         let talk = self.talk(Script::new().send_line("served?"));
-        let conversation = self.run_until_replies(talk, 1);
+        let conversation = self.run_until_replies(talk, 1, REPLY_LIMIT);
         assert_eq!(conversation.reply_text(), ["?devres\n"]);
         conversation.replies()[0].at - conversation.started_at().unwrap()
     }
@@ -165,9 +90,7 @@ impl RawClient {
     /// Connects a raw client with a receive buffer of `rx_len` bytes, and
     /// waits for the handshake.
     fn connect(net: &mut Net, rx_len: usize, to_send: Vec<u8>) -> PartyId<RawClient> {
-        let mut host = net.host();
-        let socket = host.add_tcp_socket(rx_len, 64 * 1024);
-        host.tcp_connect(socket, (SERVER, PORT), 40_000).unwrap();
+        let (host, socket) = net.raw_client(rx_len, 64 * 1024);
         let client = net.sim.add(RawClient {
             host,
             socket,
@@ -242,7 +165,7 @@ fn numbered_lines(count: usize) -> (Vec<u8>, Vec<u8>) {
 /// Waits until the server has stopped reading from its clients: its byte
 /// count stands still for a whole second.
 fn run_until_server_stops_reading(net: &mut Net) {
-    let server = net.server;
+    let server = net.server();
     let mut last = (Instant::ZERO, u64::MAX);
     net.sim
         .run_until(Duration::from_secs(30), |sim| {
@@ -281,7 +204,7 @@ fn read_to_the_end(net: &mut Net, client: PartyId<RawClient>, expected: &[u8]) {
 
 #[test]
 fn a_client_that_never_reads_loses_no_replies() {
-    let mut net = Net::new(SESSIONS);
+    let mut net = network(SESSIONS);
     // 20 kB of lines against 1 kB buffers and a 256-byte receive window.
     let (lines, replies) = numbered_lines(500);
     let total = lines.len();
@@ -291,7 +214,7 @@ fn a_client_that_never_reads_loses_no_replies() {
     // Half a minute: far longer than the TCP timeout, well within the idle
     // timeout. Window probes show the client is alive.
     net.sim.run_for(Duration::from_secs(30)).unwrap();
-    let server = net.server;
+    let server = net.server();
     let read = net.sim[server].counters().bytes_in;
     assert!(
         read < total as u64 / 4,
@@ -303,13 +226,13 @@ fn a_client_that_never_reads_loses_no_replies() {
 
 #[test]
 fn a_client_that_stops_reading_after_its_fin_still_gets_every_reply() {
-    let mut net = Net::new(SESSIONS);
+    let mut net = network(SESSIONS);
     let (lines, replies) = numbered_lines(200);
     let client = RawClient::connect(&mut net, 256, lines);
     net.sim[client].close_when_sent = true;
     // Read until the server has answered the last line and so ends the
     // session; the last replies are still on their way.
-    let server = net.server;
+    let server = net.server();
     net.sim
         .run_until(Duration::from_secs(60), |sim| {
             sim[server].counters().lines == 200
@@ -338,7 +261,7 @@ fn a_client_that_stops_reading_after_its_fin_still_gets_every_reply() {
 
 #[test]
 fn a_client_that_never_reads_does_not_slow_the_others() {
-    let mut net = Net::new(SESSIONS);
+    let mut net = network(SESSIONS);
     let mut ping_pong = Script::new();
     for n in 1..=50 {
         ping_pong = ping_pong.send_line(format!("ping {n}")).await_replies(n);
@@ -352,7 +275,7 @@ fn a_client_that_never_reads_does_not_slow_the_others() {
     };
 
     let alone = net.talk(ping_pong.clone());
-    net.run_until_ended(alone);
+    net.run_until_ended(alone, END_LIMIT);
     let alone = duration(&net, alone);
 
     let (lines, _) = numbered_lines(500);
@@ -385,7 +308,7 @@ fn a_client_that_never_reads_does_not_slow_the_others() {
 
 #[test]
 fn a_client_reset_mid_conversation_frees_its_session_at_once() {
-    let mut net = Net::new(1);
+    let mut net = network(1);
     let client = RawClient::connect(&mut net, 1024, b"abc\nhalf a li".to_vec());
     net.sim
         .run_until(Duration::from_secs(5), |sim| {
@@ -402,34 +325,14 @@ fn a_client_reset_mid_conversation_frees_its_session_at_once() {
         "served {} after the reset ({answered_after} after connecting)",
         net.sim.now() - reset_at
     );
-    let counters = net.sim[net.server].counters();
+    let counters = net.sim[net.server()].counters();
     assert_eq!((counters.connections, counters.errors.busy), (2, 0));
 }
 
 /// Whether `from` has transmitted a TCP SYN, from the segment's capture.
-fn sent_syn(segment: &Segment, from: IpAddress) -> bool {
-    let pcap = segment.pcap().expect("capture is on");
-    // A 24-byte file header, then a 16-byte header before each frame.
-    let mut at = 24;
-    while at + 16 <= pcap.len() {
-        let len = u32::from_ne_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
-        let frame = &pcap[at + 16..at + 16 + len];
-        at += 16 + len;
-        let Ok(ethernet) = EthernetFrame::new_checked(frame) else {
-            continue;
-        };
-        if ethernet.ethertype() != EthernetProtocol::Ipv4 {
-            continue;
-        }
-        let ip = Ipv4Packet::new_checked(ethernet.payload()).unwrap();
-        if IpAddress::Ipv4(ip.src_addr()) == from
-            && ip.next_header() == IpProtocol::Tcp
-            && TcpPacket::new_checked(ip.payload()).unwrap().syn()
-        {
-            return true;
-        }
-    }
-    false
+fn sent_syn(segment: &Segment, from: Ipv4Address) -> bool {
+    let sent = segment.tcp_sent_by(from).expect("capture is on");
+    sent.iter().any(|tcp| tcp.syn())
 }
 
 /// Cuts a port's cable both ways: its host is gone without a word.
@@ -444,12 +347,10 @@ fn cut(segment: &Segment, port: PortId) {
 
 #[test]
 fn a_syn_from_a_host_that_then_goes_silent_holds_a_session_only_until_the_tcp_timeout() {
-    let mut net = Net::new(1);
-    let mut host = net.host();
-    let address = IpAddress::v4(10, 0, 0, net.hosts);
+    let mut net = network(1);
+    let (host, _socket) = net.raw_client(1024, 1024);
+    let address = net.last_host_address().unwrap();
     let port = host.port().id();
-    let socket = host.add_tcp_socket(1024, 1024);
-    host.tcp_connect(socket, (SERVER, PORT), 40_000).unwrap();
     net.sim.add(host);
     net.sim
         .run_until(Duration::from_secs(5), |sim| {
@@ -467,15 +368,18 @@ fn a_syn_from_a_host_that_then_goes_silent_holds_a_session_only_until_the_tcp_ti
         .run_for(syn_at + timeout + Duration::from_secs(1) - net.sim.now())
         .unwrap();
     net.assert_served();
-    let counters = net.sim[net.server].counters();
+    let counters = net.sim[net.server()].counters();
     assert_eq!((counters.connections, counters.errors.busy), (1, 1));
 }
 
 #[test]
 fn a_client_that_vanishes_mid_conversation_is_dropped_by_the_idle_timeout() {
-    let mut net = Net::new(1);
+    let mut net = network(1);
     let talk = net.talk(Script::new().send_line("abc"));
-    assert_eq!(net.run_until_replies(talk, 1).reply_text(), ["cba\n"]);
+    assert_eq!(
+        net.run_until_replies(talk, 1, REPLY_LIMIT).reply_text(),
+        ["cba\n"]
+    );
     // Let the client acknowledge the reply, then cut its cable: no FIN, no
     // RST, ever.
     net.sim.run_for(Duration::from_millis(100)).unwrap();
@@ -487,14 +391,14 @@ fn a_client_that_vanishes_mid_conversation_is_dropped_by_the_idle_timeout() {
     net.assert_busy();
     // No byte moves: the idle timeout ends the session, and its unanswered
     // `ERR idle-timeout` and FIN get the close timeout before the reset.
-    let config = *net.sim[net.server].server().config();
+    let config = *net.sim[net.server()].server().config();
     let idle = config.session.idle_timeout.unwrap();
     let freed_by = vanished_at + idle + config.close_timeout + Duration::from_secs(1);
     net.sim.run_for(idle - Duration::from_secs(2)).unwrap();
     net.assert_busy();
     net.sim.run_for(freed_by - net.sim.now()).unwrap();
     net.assert_served();
-    let counters = net.sim[net.server].counters();
+    let counters = net.sim[net.server()].counters();
     assert_eq!((counters.connections, counters.errors.busy), (2, 2));
 }
 
@@ -524,7 +428,9 @@ impl fmt::Debug for Seen {
 struct HandMadePeer {
     port: Port,
     address: Ipv4Address,
+    server: Ipv4Address,
     server_mac: EthernetAddress,
+    server_port: u16,
     local_port: u16,
     seen: Vec<Seen>,
 }
@@ -571,11 +477,13 @@ impl HandMadePeer {
     /// Adds a peer that announces itself to the server with an ARP request,
     /// from which the server learns where it lives.
     fn add(net: &mut Net) -> PartyId<HandMadePeer> {
-        net.hosts += 1;
+        let (port, address) = net.attach();
         let mut peer = HandMadePeer {
-            port: net.sim.attach(cable()),
-            address: Ipv4Address::new(10, 0, 0, net.hosts),
-            server_mac: net.sim[net.server].port().mac(),
+            port,
+            address,
+            server: net.server_address(),
+            server_mac: net.sim[net.server()].port().mac(),
+            server_port: net.server_endpoint().port,
             local_port: 41_000,
             seen: Vec::new(),
         };
@@ -584,7 +492,7 @@ impl HandMadePeer {
             source_hardware_addr: peer.port.mac(),
             source_protocol_addr: peer.address,
             target_hardware_addr: EthernetAddress::BROADCAST,
-            target_protocol_addr: SERVER_V4,
+            target_protocol_addr: peer.server,
         };
         peer.transmit(
             net.sim.now(),
@@ -630,7 +538,7 @@ impl HandMadePeer {
     ) {
         let tcp = TcpRepr {
             src_port: self.local_port,
-            dst_port: PORT,
+            dst_port: self.server_port,
             control,
             seq_number: seq,
             ack_number: ack,
@@ -644,13 +552,14 @@ impl HandMadePeer {
         };
         let ip = Ipv4Repr {
             src_addr: self.address,
-            dst_addr: SERVER_V4,
+            dst_addr: self.server,
             next_header: IpProtocol::Tcp,
             payload_len: tcp.buffer_len(),
             hop_limit: 64,
         };
         let checksums = ChecksumCapabilities::default();
         let source = IpAddress::Ipv4(self.address);
+        let destination = IpAddress::Ipv4(self.server);
         self.transmit(
             now,
             EthernetProtocol::Ipv4,
@@ -661,7 +570,7 @@ impl HandMadePeer {
                 tcp.emit(
                     &mut TcpPacket::new_unchecked(packet.payload_mut()),
                     &source,
-                    &SERVER,
+                    &destination,
                     &checksums,
                 );
             },
@@ -704,7 +613,7 @@ fn syn(net: &mut Net, peer: PartyId<HandMadePeer>, isn: TcpSeqNumber) -> Seen {
 #[test]
 #[ignore = "smoltcp 0.14 accepts a FIN beyond the receive window (upstream bug)"]
 fn a_fin_beyond_the_receive_window_does_not_end_the_input() {
-    let mut net = Net::new(SESSIONS);
+    let mut net = network(SESSIONS);
     let peer = HandMadePeer::add(&mut net);
     let isn = TcpSeqNumber(1000);
     let server_next = syn(&mut net, peer, isn).seq + 1;
@@ -734,18 +643,18 @@ fn a_fin_beyond_the_receive_window_does_not_end_the_input() {
 
 #[test]
 fn a_repeated_syn_does_not_open_a_second_session_for_one_connection() {
-    let mut net = Net::new(2);
+    let mut net = network(2);
     // The first session is taken, so the peer's SYN goes to the second.
     let first = net.talk(Script::new().send_line("x"));
-    net.run_until_replies(first, 1);
+    net.run_until_replies(first, 1, REPLY_LIMIT);
     let peer = HandMadePeer::add(&mut net);
     let isn = TcpSeqNumber(5000);
     let syn_ack = syn(&mut net, peer, isn);
 
     // The first session ends and listens again; then the peer's SYN
     // arrives a second time (a retransmission, or a duplicate).
-    net.sim[first.party].continue_with(first.id, Script::new().close());
-    let server = net.server;
+    net.continue_with(first, Script::new().close());
+    let server = net.server();
     net.sim
         .run_until(Duration::from_secs(5), |sim| {
             sim[server].server().active_sessions() == 0

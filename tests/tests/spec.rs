@@ -5,23 +5,22 @@
 use std::time::Instant as WallClock;
 
 use reversal_core::{Mode, ServerConfig, ServerResources, SessionConfig};
-use reversal_sim::reversal::{ClientParty, Conversation, ConversationId, Script, ServerParty};
-use reversal_sim::{
-    Direction, FailureCapture, Faults, Host, Party, PartyId, PortConfig, Segment, Sim,
-};
+use reversal_sim::reversal::{Network, Script, Talk};
+use reversal_sim::{Direction, Faults, Host, Party, PartyId, Segment};
 use smoltcp::iface::SocketHandle;
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, IpAddress, IpCidr, IpProtocol, Ipv4Packet, TcpPacket,
-};
+use smoltcp::wire::{Ipv4Address, TcpPacket};
 
-const SERVER: IpAddress = IpAddress::v4(10, 0, 0, 1);
+/// The server's UDP port, the same as its TCP port by default.
 const PORT: u16 = 8888;
 const SESSIONS: usize = 2;
 const MAX_LINE: usize = 64;
+/// How long a test waits for a reply, and for a conversation to end.
+const REPLY_LIMIT: Duration = Duration::from_secs(30);
+const END_LIMIT: Duration = Duration::from_secs(600);
 
 type Resources = ServerResources<'static, SESSIONS, { SESSIONS + 2 }, 1024, 1024, MAX_LINE>;
-type Server = ServerParty<SESSIONS, MAX_LINE>;
+type Net = Network<SESSIONS, MAX_LINE>;
 
 fn init_log() {
     let _ = env_logger::builder().is_test(true).try_init();
@@ -38,104 +37,24 @@ fn with_session(session: SessionConfig) -> ServerConfig {
     }
 }
 
-/// A clean cable with 1 ms of latency: a round trip takes 4 ms.
-fn cable() -> PortConfig {
-    PortConfig {
-        latency: Duration::from_millis(1),
-        ..PortConfig::default()
-    }
+/// The server with `config`, and no client yet.
+fn network(config: ServerConfig) -> Net {
+    init_log();
+    let resources: &'static mut Resources = Box::leak(Box::default());
+    Net::new(0, config, resources).unwrap()
 }
 
-/// A conversation of one client party.
-#[derive(Clone, Copy)]
-struct Talk {
-    party: PartyId<ClientParty>,
-    id: ConversationId,
-}
-
-/// The server and its clients on one segment. A failing test leaves a
-/// pcap of its traffic in `target/sim-failures/`, named after the test.
-struct Net {
-    sim: Sim,
-    server: PartyId<Server>,
-    hosts: u8,
-    _pcap: FailureCapture,
-}
-
-impl Net {
-    fn new(config: ServerConfig) -> Net {
-        init_log();
-        let mut sim = Sim::new(0);
-        // libtest names each test's thread after the test.
-        let test = std::thread::current().name().unwrap_or("spec").to_owned();
-        let pcap = sim.segment().capture_on_failure(&test);
-        let resources: &'static mut Resources = Box::leak(Box::default());
-        let server = ServerParty::new(
-            sim.attach(cable()),
-            IpCidr::new(SERVER, 24),
-            sim.now(),
-            config,
-            resources,
-        )
-        .unwrap();
-        let server = sim.add(server);
-        Net {
-            sim,
-            server,
-            hosts: 1,
-            _pcap: pcap,
-        }
-    }
-
-    fn host(&mut self) -> Host {
-        self.hosts += 1;
-        let address = IpCidr::new(IpAddress::v4(10, 0, 0, self.hosts), 24);
-        Host::new(self.sim.attach(cable()), &[address], self.sim.now())
-    }
-
-    /// The address of the latest host.
-    fn last_host_address(&self) -> IpAddress {
-        IpAddress::v4(10, 0, 0, self.hosts)
-    }
-
-    /// A new client host holding one conversation that follows `script`.
-    fn talk(&mut self, script: Script) -> Talk {
-        let mut party = ClientParty::new(self.host());
-        let id = party.connect((SERVER, PORT), 40_000, script).unwrap();
-        Talk {
-            party: self.sim.add(party),
-            id,
-        }
-    }
-
-    fn conversation(&self, talk: Talk) -> &Conversation {
-        self.sim[talk.party].conversation(talk.id)
-    }
-
-    /// Runs until the conversation has `count` replies or has ended.
-    fn wait_for_replies(&mut self, talk: Talk, count: usize) {
-        self.sim
-            .run_until(Duration::from_secs(30), |sim| {
-                let conversation = sim[talk.party].conversation(talk.id);
-                conversation.replies().len() >= count || conversation.is_ended()
-            })
-            .unwrap();
-    }
-
-    fn run_until_ended(&mut self, talk: Talk) -> &Conversation {
-        self.sim
-            .run_until(Duration::from_secs(600), |sim| {
-                sim[talk.party].conversation(talk.id).is_ended()
-            })
-            .unwrap();
-        self.conversation(talk)
-    }
-
+/// What these tests ask of the network beyond the fixture.
+trait SpecNet {
     /// Runs `script` alone to its end and returns its replies as text; the
     /// server must have closed with a FIN.
+    fn replies_to(&mut self, script: Script) -> Vec<String>;
+}
+
+impl SpecNet for Net {
     fn replies_to(&mut self, script: Script) -> Vec<String> {
         let talk = self.talk(script);
-        let conversation = self.run_until_ended(talk);
+        let conversation = self.run_until_ended(talk, END_LIMIT);
         assert_eq!(conversation.error(), None);
         assert!(!conversation.was_reset(), "the server reset the connection");
         conversation.reply_text()
@@ -144,58 +63,40 @@ impl Net {
 
 /// The TCP payloads `from` transmitted, in order, from the segment's
 /// capture.
-fn tcp_payloads(segment: &Segment, from: IpAddress) -> Vec<Vec<u8>> {
-    let pcap = segment.pcap().expect("capture is on");
-    let mut payloads = Vec::new();
-    // A 24-byte file header, then a 16-byte header before each frame.
-    let mut at = 24;
-    while at + 16 <= pcap.len() {
-        let len = u32::from_ne_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
-        let frame = &pcap[at + 16..at + 16 + len];
-        at += 16 + len;
-        let Ok(ethernet) = EthernetFrame::new_checked(frame) else {
-            continue;
-        };
-        if ethernet.ethertype() != EthernetProtocol::Ipv4 {
-            continue;
-        }
-        let ip = Ipv4Packet::new_checked(ethernet.payload()).unwrap();
-        if IpAddress::Ipv4(ip.src_addr()) != from || ip.next_header() != IpProtocol::Tcp {
-            continue;
-        }
-        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
-        if !tcp.payload().is_empty() {
-            payloads.push(tcp.payload().to_vec());
-        }
-    }
-    payloads
+fn tcp_payloads(segment: &Segment, from: Ipv4Address) -> Vec<Vec<u8>> {
+    let sent = segment.tcp_sent_by(from).expect("capture is on");
+    sent.iter()
+        // smoltcp reads a payload only through a borrowed packet.
+        .map(|tcp| TcpPacket::new_unchecked(tcp.as_ref()).payload().to_vec())
+        .filter(|payload| !payload.is_empty())
+        .collect()
 }
 
 #[test]
 fn several_lines_in_one_segment_are_answered_in_order() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     let replies = net.replies_to(Script::new().send("one\ntwo\nthree\n").close());
     assert_eq!(replies, ["eno\n", "owt\n", "eerht\n"]);
-    let sent = tcp_payloads(net.sim.segment(), net.last_host_address());
+    let sent = tcp_payloads(net.sim.segment(), net.last_host_address().unwrap());
     assert_eq!(sent, [b"one\ntwo\nthree\n"], "all in one segment");
 }
 
 #[test]
 fn a_line_across_many_segments_is_answered_once() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     let mut script = Script::new();
     for piece in ["he", "llo", ",", " wor", "ld", "\n"] {
         script = script.send(piece).wait_acked();
     }
     let replies = net.replies_to(script.close());
     assert_eq!(replies, ["dlrow ,olleh\n"]);
-    let sent = tcp_payloads(net.sim.segment(), net.last_host_address());
+    let sent = tcp_payloads(net.sim.segment(), net.last_host_address().unwrap());
     assert_eq!(sent.len(), 6, "one segment per piece: {sent:?}");
 }
 
 #[test]
 fn crlf_terminator_is_kept_in_the_reply() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     let replies = net.replies_to(Script::new().send("abc\r\nde\nx\ry\r\n").close());
     // A CR that is not right before the LF is content.
     assert_eq!(replies, ["cba\r\n", "ed\n", "y\rx\r\n"]);
@@ -203,21 +104,21 @@ fn crlf_terminator_is_kept_in_the_reply() {
 
 #[test]
 fn cr_and_lf_in_different_segments_are_still_one_terminator() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     let script = Script::new().send("abc\r").wait_acked().send("\n").close();
     assert_eq!(net.replies_to(script), ["cba\r\n"]);
 }
 
 #[test]
 fn empty_lines_get_the_bare_terminator() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     let replies = net.replies_to(Script::new().send("\n\r\n\nz\n").close());
     assert_eq!(replies, ["\n", "\r\n", "\n", "z\n"]);
 }
 
 #[test]
 fn graphemes_stay_whole_by_default() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     let script = Script::new()
         .send_line("e\u{301}👍🏽🇰🇷각")
         .send_line("👩‍👩‍👧 ok")
@@ -232,7 +133,7 @@ fn graphemes_stay_whole_by_default() {
 
 #[test]
 fn chars_mode_reverses_scalar_values() {
-    let mut net = Net::new(with_session(SessionConfig {
+    let mut net = network(with_session(SessionConfig {
         mode: Mode::Chars,
         ..SessionConfig::new(MAX_LINE)
     }));
@@ -242,18 +143,18 @@ fn chars_mode_reverses_scalar_values() {
 
 #[test]
 fn bytes_mode_reverses_any_bytes() {
-    let mut net = Net::new(with_session(SessionConfig {
+    let mut net = network(with_session(SessionConfig {
         mode: Mode::Bytes,
         ..SessionConfig::new(MAX_LINE)
     }));
     let talk = net.talk(Script::new().send(b"\xffab\x00\xe2\x82\n").close());
-    let conversation = net.run_until_ended(talk);
+    let conversation = net.run_until_ended(talk, END_LIMIT);
     assert_eq!(conversation.reply_bytes(), [b"\x82\xe2\x00ba\xff\n"]);
 }
 
 #[test]
 fn a_too_long_line_gets_an_error_and_the_next_line_is_answered() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     let long = "x".repeat(3 * MAX_LINE);
     // The long line arrives in three segments: the discarding goes on
     // across them up to its LF.
@@ -272,12 +173,12 @@ fn a_too_long_line_gets_an_error_and_the_next_line_is_answered() {
             "ko\n".to_owned()
         ]
     );
-    assert_eq!(net.sim[net.server].counters().errors.too_long, 1);
+    assert_eq!(net.sim[net.server()].counters().errors.too_long, 1);
 }
 
 #[test]
 fn a_line_of_exactly_the_maximum_is_answered() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     let line = "ab".repeat(MAX_LINE / 2);
     let replies = net.replies_to(Script::new().send_line(&line).close());
     assert_eq!(replies, [format!("{}\n", "ba".repeat(MAX_LINE / 2))]);
@@ -285,21 +186,21 @@ fn a_line_of_exactly_the_maximum_is_answered() {
 
 #[test]
 fn invalid_utf8_is_reported_with_its_byte_offset_and_the_session_goes_on() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     let script = Script::new().send(b"ab\xffcd\r\nok\n").close();
     let replies = net.replies_to(script);
     assert_eq!(replies, ["ERR utf8 invalid UTF-8 at byte 2\r\n", "ko\n"]);
-    assert_eq!(net.sim[net.server].counters().errors.utf8, 1);
+    assert_eq!(net.sim[net.server()].counters().errors.utf8, 1);
 }
 
 #[test]
 fn an_unterminated_last_line_is_answered_after_fin_then_the_server_closes() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     let talk = net.talk(Script::new().send("one\ntwo").close());
-    let conversation = net.run_until_ended(talk);
+    let conversation = net.run_until_ended(talk, END_LIMIT);
     assert_eq!(conversation.reply_text(), ["eno\n", "owt"]);
     assert!(!conversation.was_reset());
-    let server = net.server;
+    let server = net.server();
     net.sim
         .run_until(Duration::from_secs(5), |sim| {
             sim[server].server().active_sessions() == 0
@@ -319,9 +220,7 @@ struct ByteReader {
 
 impl ByteReader {
     fn connect(net: &mut Net) -> PartyId<ByteReader> {
-        let mut host = net.host();
-        let socket = host.add_tcp_socket(4096, 4096);
-        host.tcp_connect(socket, (SERVER, PORT), 40_000).unwrap();
+        let (host, socket) = net.raw_client(4096, 4096);
         let reader = net.sim.add(ByteReader {
             host,
             socket,
@@ -365,7 +264,7 @@ impl Party for ByteReader {
 #[test]
 fn idle_flush_answers_a_message_without_newline_after_the_interval() {
     let flush = Duration::from_millis(300);
-    let mut net = Net::new(with_session(SessionConfig {
+    let mut net = network(with_session(SessionConfig {
         idle_flush: Some(flush),
         ..SessionConfig::new(MAX_LINE)
     }));
@@ -396,7 +295,7 @@ fn idle_flush_answers_a_message_without_newline_after_the_interval() {
 
 #[test]
 fn without_idle_flush_a_message_waits_for_its_newline() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     // Raw bytes: `LineClient` would hide an unterminated answer until an
     // LF came.
     let client = ByteReader::connect(&mut net);
@@ -414,10 +313,10 @@ fn without_idle_flush_a_message_waits_for_its_newline() {
 
 #[test]
 fn an_idle_session_gets_idle_timeout_after_two_minutes_of_virtual_time() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     let started = WallClock::now();
     let talk = net.talk(Script::new().send_line("hi"));
-    let conversation = net.run_until_ended(talk);
+    let conversation = net.run_until_ended(talk, END_LIMIT);
     let real = started.elapsed();
     let replies = conversation.reply_text();
     assert_eq!(replies.len(), 2, "{replies:?}");
@@ -434,18 +333,18 @@ fn an_idle_session_gets_idle_timeout_after_two_minutes_of_virtual_time() {
     );
     eprintln!("{idle} of virtual idleness took {real:?}");
     assert!(real < std::time::Duration::from_secs(2), "took {real:?}");
-    assert_eq!(net.sim[net.server].counters().errors.idle_timeout, 1);
+    assert_eq!(net.sim[net.server()].counters().errors.idle_timeout, 1);
 }
 
 #[test]
 fn an_idle_client_keeps_its_session_when_one_keep_alive_is_lost() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     let talk = net.talk(Script::new().send_line("hi"));
-    net.wait_for_replies(talk, 1);
+    net.run_until_replies(talk, 1, REPLY_LIMIT);
     // The server probes a quiet client; lose everything sent to the client
     // around the first probe, then heal the link.
     let port = net.sim[talk.party].host().port().id();
-    let keep_alive = net.sim[net.server].server().config().tcp_timeout / 2;
+    let keep_alive = net.sim[net.server()].server().config().tcp_timeout / 2;
     net.sim
         .run_for(keep_alive - Duration::from_secs(1))
         .unwrap();
@@ -460,8 +359,8 @@ fn an_idle_client_keeps_its_session_when_one_keep_alive_is_lost() {
         .set_faults(port, Direction::Rx, Faults::default());
     // Still well within the two-minute idle timeout.
     net.sim.run_for(Duration::from_secs(30)).unwrap();
-    net.sim[talk.party].continue_with(talk.id, Script::new().send_line("still there?"));
-    net.wait_for_replies(talk, 2);
+    net.continue_with(talk, Script::new().send_line("still there?"));
+    net.run_until_replies(talk, 2, REPLY_LIMIT);
     let conversation = net.conversation(talk);
     assert!(!conversation.was_reset(), "the server dropped the session");
     assert_eq!(conversation.reply_text(), ["ih\n", "?ereht llits\n"]);
@@ -473,7 +372,7 @@ fn fill_sessions(net: &mut Net) -> Vec<Talk> {
         .map(|_| net.talk(Script::new().send_line("ab")))
         .collect();
     for &talk in &talks {
-        net.wait_for_replies(talk, 1);
+        net.run_until_replies(talk, 1, REPLY_LIMIT);
         assert_eq!(net.conversation(talk).reply_text(), ["ba\n"]);
     }
     talks
@@ -481,24 +380,24 @@ fn fill_sessions(net: &mut Net) -> Vec<Talk> {
 
 #[test]
 fn one_connection_too_many_gets_err_busy_and_fin() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     fill_sessions(&mut net);
     let extra = net.talk(Script::new());
-    let conversation = net.run_until_ended(extra);
+    let conversation = net.run_until_ended(extra, END_LIMIT);
     let replies = conversation.reply_text();
     assert_eq!(replies.len(), 1, "{replies:?}");
     assert!(replies[0].starts_with("ERR busy "), "{replies:?}");
     assert!(!conversation.was_reset(), "closed with a FIN");
-    let counters = net.sim[net.server].counters();
+    let counters = net.sim[net.server()].counters();
     assert_eq!((counters.connections, counters.errors.busy), (2, 1));
 }
 
 #[test]
 fn a_freed_session_serves_the_next_client_at_once() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     let talks = fill_sessions(&mut net);
-    net.sim[talks[0].party].continue_with(talks[0].id, Script::new().close());
-    let server = net.server;
+    net.continue_with(talks[0], Script::new().close());
+    let server = net.server();
     net.sim
         .run_until(Duration::from_secs(5), |sim| {
             sim[server].server().active_sessions() == SESSIONS - 1
@@ -506,7 +405,7 @@ fn a_freed_session_serves_the_next_client_at_once() {
         .unwrap();
     let freed_at = net.sim.now();
     let next = net.talk(Script::new().send_line("cd"));
-    net.wait_for_replies(next, 1);
+    net.run_until_replies(next, 1, REPLY_LIMIT);
     let conversation = net.conversation(next);
     assert_eq!(conversation.reply_text(), ["dc\n"]);
     // ARP, handshake and one exchange: a few round trips of 4 ms.
@@ -531,10 +430,11 @@ fn udp_client(net: &mut Net) -> (PartyId<Host>, SocketHandle) {
 /// virtual time after the last.
 fn udp_exchange(net: &mut Net, datagrams: &[&[u8]]) -> Vec<Vec<u8>> {
     let (client, socket) = udp_client(net);
+    let server = (net.server_address(), PORT);
     for datagram in datagrams {
         net.sim[client]
             .udp(socket)
-            .send_slice(datagram, (SERVER, PORT))
+            .send_slice(datagram, server)
             .unwrap();
     }
     net.sim.run_for(Duration::from_secs(1)).unwrap();
@@ -547,27 +447,27 @@ fn udp_exchange(net: &mut Net, datagrams: &[&[u8]]) -> Vec<Vec<u8>> {
 
 #[test]
 fn a_udp_datagram_gets_its_reversal_with_the_terminator_kept() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     let answers = udp_exchange(&mut net, &[b"abc\r\n", "각👍🏽\n".as_bytes(), b"xyz"]);
     assert_eq!(
         answers,
         [b"cba\r\n".to_vec(), "👍🏽각\n".into(), b"zyx".to_vec()]
     );
-    assert_eq!(net.sim[net.server].counters().udp_datagrams, 3);
+    assert_eq!(net.sim[net.server()].counters().udp_datagrams, 3);
 }
 
 #[test]
 fn a_udp_error_larger_than_its_datagram_is_dropped_and_counted() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     let answers = udp_exchange(&mut net, &[b"\xff\n"]);
     assert!(answers.is_empty(), "{answers:?}");
-    let counters = net.sim[net.server].counters();
+    let counters = net.sim[net.server()].counters();
     assert_eq!((counters.udp_datagrams, counters.udp_dropped), (1, 1));
 }
 
 #[test]
 fn a_udp_error_that_fits_its_datagram_is_sent() {
-    let mut net = Net::new(config());
+    let mut net = network(config());
     let mut invalid = b"0123456789".repeat(4);
     invalid.extend_from_slice(b"\xff\n");
     let too_long = vec![b'x'; MAX_LINE + 1];
@@ -579,6 +479,6 @@ fn a_udp_error_that_fits_its_datagram_is_sent() {
             format!("ERR too-long line longer than {MAX_LINE} bytes\n").into_bytes()
         ]
     );
-    let counters = net.sim[net.server].counters();
+    let counters = net.sim[net.server()].counters();
     assert_eq!((counters.udp_datagrams, counters.udp_dropped), (2, 0));
 }
