@@ -8,7 +8,9 @@
 
 use core::fmt;
 
-use smoltcp::iface::{Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::iface::{
+    Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet, SocketStorage,
+};
 use smoltcp::phy::Device;
 use smoltcp::socket::{tcp, udp};
 use smoltcp::time::{Duration, Instant};
@@ -33,6 +35,8 @@ const BUSY_RX: usize = 64;
 const BUSY_LINGER: Duration = Duration::from_secs(1);
 /// Rounds of receive/answer/transmit in one [`Server::poll`] before it yields.
 const MAX_ROUNDS: usize = 16;
+/// Frames taken in per round, so a flood cannot keep the answers waiting.
+const MAX_INGRESS: usize = 64;
 
 /// How the server listens and behaves.
 ///
@@ -669,24 +673,28 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
         device: &mut D,
     ) -> Option<Instant> {
         for _ in 0..MAX_ROUNDS {
-            self.poll_interface(now, iface, device);
-            if !self.service(now) {
+            let more_waiting = self.receive(now, iface, device);
+            // Answer before transmitting, so the ACK of a line rides on its
+            // reply: one frame per request instead of two.
+            let moved = self.service(now);
+            while iface.poll_egress(now, device, &mut self.sockets) != PollResult::None {}
+            if !moved && !more_waiting {
                 return self.next_deadline(now, iface);
             }
         }
-        // Still busy: send what was answered and ask to be called again at once.
-        self.poll_interface(now, iface, device);
+        // Still busy: ask to be called again at once.
         Some(now)
     }
 
-    /// Lets smoltcp receive and transmit, with repeated SYNs of connections
-    /// our sockets already hold kept from the listeners (see `syn_guard`).
-    fn poll_interface<D: Device + ?Sized>(
+    /// Lets smoltcp take in up to [`MAX_INGRESS`] frames, with repeated SYNs
+    /// of connections our sockets already hold kept from the listeners (see
+    /// `syn_guard`). True if more frames may be waiting.
+    fn receive<D: Device + ?Sized>(
         &mut self,
         now: Instant,
         iface: &mut Interface,
         device: &mut D,
-    ) {
+    ) -> bool {
         let sockets = &self.sockets;
         let connection = |handle: SocketHandle| {
             let socket = sockets.get::<tcp::Socket>(handle);
@@ -705,11 +713,15 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
         for (peer, port) in self.busy.iter().filter_map(|b| connection(b.handle)) {
             self.held.busy.hold(peer, port);
         }
-        iface.poll(
-            now,
-            &mut SynGuard::new(device, &self.held),
-            &mut self.sockets,
-        );
+        iface.poll_maintenance(now);
+        let mut guarded = SynGuard::new(device, &self.held);
+        for _ in 0..MAX_INGRESS {
+            let frame = iface.poll_ingress_single(now, &mut guarded, &mut self.sockets);
+            if frame == PollIngressSingleResult::None {
+                return false;
+            }
+        }
+        true
     }
 
     /// Like [`poll`](Self::poll), but returns how long the caller may sleep.

@@ -399,7 +399,7 @@ impl<const LINE: usize> Session<LINE> {
         while progress.consumed < input.len() {
             let rest = &input[progress.consumed..];
             if self.discarding {
-                match rest.iter().position(|&b| b == b'\n') {
+                match find_lf(rest) {
                     Some(lf) => {
                         progress.consumed += lf + 1;
                         self.discarding = false;
@@ -408,7 +408,7 @@ impl<const LINE: usize> Session<LINE> {
                 }
                 continue;
             }
-            let lf = rest.iter().position(|&b| b == b'\n');
+            let lf = find_lf(rest);
             let chunk = &rest[..lf.unwrap_or(rest.len())];
             if !chunk.is_empty() {
                 if self.absorb(chunk).is_err() {
@@ -696,6 +696,30 @@ impl<const LINE: usize> Session<LINE> {
     }
 }
 
+/// Index of the first LF in `bytes`, eight bytes at a time: the search for
+/// line ends is the hottest loop of bulk traffic.
+fn find_lf(bytes: &[u8]) -> Option<usize> {
+    const LF: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut start = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let word = u64::from_le_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ]);
+        let zero_where_lf = word ^ LF;
+        // Classic "has a zero byte" test: no false negatives.
+        if zero_where_lf.wrapping_sub(ONES) & !zero_where_lf & HIGH != 0 {
+            break;
+        }
+        start += 8;
+    }
+    bytes[start..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| start + i)
+}
+
 #[cfg(all(test, feature = "graphemes"))]
 mod tests {
     use super::*;
@@ -973,6 +997,13 @@ mod tests {
         assert_eq!((stats.lines, stats.utf8, stats.too_long), (3, 1, 1));
         assert_eq!(stats.bytes_in, 13);
         assert_eq!(stats.bytes_out, out.len() as u64);
+    }
+
+    proptest! {
+        #[test]
+        fn find_lf_agrees_with_a_plain_search(bytes in prop::collection::vec(prop::sample::select(vec![b'a', b'\n', 0x8a, 0x0b, 0x09]), 0..40)) {
+            prop_assert_eq!(find_lf(&bytes), bytes.iter().position(|&b| b == b'\n'));
+        }
     }
 
     /// Runs a whole conversation, `input` cut at `cuts`, with output offered in
