@@ -12,203 +12,42 @@
 //!
 //! Run with: `cargo test -p host-tap --release --test e2e -- --nocapture`.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{
+    COMMAND_LIMIT, Killed, NOBODY, in_own_namespace, interface_exists, ip, run, run_ip, wait_until,
+};
+
 const HOST_TAP: &str = env!("CARGO_BIN_EXE_host-tap");
 const REVERSE_CLIENT: &str = env!("CARGO_BIN_EXE_reverse-client");
 const SEED_CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/seed_client.py");
-
-/// Set in the re-run that happens inside the namespace.
-const INSIDE_NAMESPACE: &str = "HOST_TAP_E2E_INSIDE_NAMESPACE";
-/// `nobody` on Debian-like systems; any unprivileged id works.
-const NOBODY: u32 = 65534;
 
 /// The server's address (host-tap's default) and the kernel's side of the TAP.
 const SERVER_IP: &str = "192.168.69.1";
 const HOST_CIDR: &str = "192.168.69.100/24";
 const PORT: u16 = 8888;
 
-/// Bounds: a whole test in its namespace, one client command, a start-up.
-const TEST_LIMIT: Duration = Duration::from_secs(90);
-const COMMAND_LIMIT: Duration = Duration::from_secs(30);
+/// How long `host-tap` may take to say it is ready (other bounds: `common`).
 const START_LIMIT: Duration = Duration::from_secs(10);
 /// Read and write timeout of the test's own sockets.
 const IO_LIMIT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------
-// Namespaces and skipping
+// Namespaces and processes
 
-/// Runs `body` for `test` inside a namespace of its own: re-runs this test
-/// binary there (where `body` runs) and checks that it passed. Skips when the
-/// test cannot run here; see the module documentation.
+/// Runs `body` for `test` in a namespace of its own (see `common`); `tools`
+/// are the programs it needs besides `kill`, which every test here may use.
 fn e2e(test: &str, tools: &[&str], body: impl FnOnce()) {
-    if std::env::var_os(INSIDE_NAMESPACE).is_some() {
-        body();
-        return;
-    }
-    if let Some(reason) = why_unavailable(tools) {
-        if std::env::var("REQUIRE_TAP").as_deref() == Ok("1") {
-            panic!("{test} cannot run ({reason}) and REQUIRE_TAP=1");
-        }
-        println!("skipped: {test}: {reason}");
-        return;
-    }
-    let exe = std::env::current_exe().expect("path of the test binary");
-    let mut unshare = Command::new("unshare");
-    unshare
-        .args(["--net", "--mount", "--"])
-        .arg(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(INSIDE_NAMESPACE, "1");
-    let output = run(&mut unshare, b"", TEST_LIMIT);
-    expect_one_passed(test, "its namespace", &output);
-}
-
-/// Checks that a re-run of `test` ran it and it passed, showing its output.
-fn expect_one_passed(test: &str, place: &str, output: &Output) {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    println!("--- {test} in {place} ---\n{stdout}");
-    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{test} failed in {place}");
-    // A re-run that matched no test would pass too; make sure this one ran.
-    assert!(
-        stdout.contains("test result: ok. 1 passed"),
-        "{test} did not run in {place}"
-    );
-}
-
-fn why_unavailable(tools: &[&str]) -> Option<String> {
-    if !Path::new("/dev/net/tun").exists() {
-        return Some("/dev/net/tun is missing".into());
-    }
-    if !is_root() {
-        return Some("not root (network namespaces and TAP setup need it)".into());
-    }
-    for tool in ["unshare", "ip", "kill"].iter().chain(tools) {
-        if find_tool(tool).is_none() {
-            return Some(format!("`{tool}` is not installed"));
-        }
-    }
-    let probe = Command::new("unshare")
-        .args(["--net", "--mount", "true"])
-        .output();
-    match probe {
-        Ok(output) if output.status.success() => None,
-        Ok(output) => Some(format!(
-            "cannot create a network namespace: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )),
-        Err(error) => Some(format!("cannot run unshare: {error}")),
-    }
-}
-
-fn find_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-fn is_root() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    // "Uid:\treal\teffective\tsaved\tfs"
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1))
-        == Some("0")
-}
-
-// ---------------------------------------------------------------------------
-// Processes
-
-/// A child process that is killed when this drops.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs `command` with `input` on its standard input and its output
-/// captured; kills it and fails if it takes longer than `limit`.
-fn run(command: &mut Command, input: &[u8], limit: Duration) -> Output {
-    let description = format!("{command:?}");
-    let mut child = Killed(
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {description}: {e}")),
-    );
-    let mut stdin = child.0.stdin.take().expect("piped stdin");
-    let input = input.to_vec();
-    // A child that exits without reading its input is fine: ignore EPIPE.
-    let feeder = thread::spawn(move || drop(stdin.write_all(&input)));
-    let stdout = collect(child.0.stdout.take().expect("piped stdout"));
-    let stderr = collect(child.0.stderr.take().expect("piped stderr"));
-    let status = wait_until(&mut child.0, limit)
-        .unwrap_or_else(|| panic!("{description} did not finish within {limit:?}"));
-    let _ = feeder.join();
-    Output {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
-}
-
-fn collect(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        bytes
-    })
-}
-
-/// Waits for `child` to exit, at most `limit`.
-fn wait_until(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for a child") {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Runs `ip args`, which must succeed.
-fn ip(args: &str) {
-    let output = run(
-        Command::new("ip").args(args.split_whitespace()),
-        b"",
-        COMMAND_LIMIT,
-    );
-    assert!(
-        output.status.success(),
-        "`ip {args}` failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn interface_exists(name: &str) -> bool {
-    Command::new("ip")
-        .args(["link", "show", "dev", name])
-        .output()
-        .expect("run ip")
-        .status
-        .success()
+    let tools: Vec<&str> = ["kill"].iter().chain(tools).copied().collect();
+    in_own_namespace(test, &tools, body);
 }
 
 /// Adds the TAP `tap0`, up, with `host_cidrs` on the kernel's side.
@@ -830,11 +669,7 @@ fn created_tap_is_configured_and_removed_on_exit() {
             "--host-address",
             "192.168.71.100/24",
         ]);
-        let addresses = run(
-            Command::new("ip").args(["-o", "addr", "show", "dev", "tapmade"]),
-            b"",
-            COMMAND_LIMIT,
-        );
+        let addresses = run_ip("-o addr show dev tapmade");
         assert!(
             text(&addresses.stdout).contains("inet 192.168.71.100/24"),
             "{addresses:?}"

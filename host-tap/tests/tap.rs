@@ -2,21 +2,26 @@
 //!
 //! A TAP must never touch the host's network, so every test here re-runs
 //! itself in a fresh network and mount namespace (`unshare --net --mount`)
-//! and does its work there. Without root, `unshare` or `/dev/net/tun` the
-//! tests print `skipped: ...` and pass, unless `REQUIRE_TAP=1`, where they
-//! fail instead.
+//! and does its work there (see `common`). Without root, `/dev/net/tun`,
+//! `unshare` or a tool a test needs, the tests print `skipped: ...` and pass,
+//! unless `REQUIRE_TAP=1`, where they fail instead.
 //!
 //! Run with: `cargo test -p host-tap --test tap -- --nocapture`.
+
+mod common;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
+use common::{
+    COMMAND_LIMIT, NOBODY, expect_one_passed, in_own_namespace, interface_exists, ip, run, run_ip,
+};
 use host_tap::tap::{TapDevice, TapError};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{Device, TxToken};
@@ -24,106 +29,8 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, IpCidr, Ipv4Address};
 
-/// Set in the re-run that happens inside the namespace.
-const INSIDE_NAMESPACE: &str = "HOST_TAP_TEST_INSIDE_NAMESPACE";
 /// Set in a re-run as user `nobody`: the check to make there (see `as_nobody`).
 const NOBODY_CHECK: &str = "HOST_TAP_TEST_NOBODY_CHECK";
-/// `nobody` on Debian-like systems; any unprivileged id works.
-const NOBODY: u32 = 65534;
-
-/// Returns true when the caller is inside its own namespace and should run its
-/// body. Otherwise re-runs `test` in a new namespace, checks that it passed
-/// there, and returns false (also when the test cannot run: see `skip`).
-fn in_own_namespace(test: &str) -> bool {
-    if std::env::var_os(INSIDE_NAMESPACE).is_some() {
-        return true;
-    }
-    if let Some(reason) = why_namespaces_are_unavailable() {
-        skip(test, &reason);
-        return false;
-    }
-    let exe = std::env::current_exe().expect("path of the test binary");
-    let output = Command::new("unshare")
-        .args(["--net", "--mount", "--"])
-        .arg(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(INSIDE_NAMESPACE, "1")
-        .output()
-        .expect("run unshare");
-    expect_one_passed(test, "its namespace", &output);
-    false
-}
-
-/// Checks that a re-run of `test` ran it and it passed, showing its output.
-fn expect_one_passed(test: &str, place: &str, output: &Output) {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    println!("--- {test} in {place} ---\n{stdout}");
-    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{test} failed in {place}");
-    // A re-run that matched no test would pass too; make sure this one ran.
-    assert!(
-        stdout.contains("test result: ok. 1 passed"),
-        "{test} did not run in {place}"
-    );
-}
-
-fn why_namespaces_are_unavailable() -> Option<String> {
-    if !Path::new("/dev/net/tun").exists() {
-        return Some("/dev/net/tun is missing".into());
-    }
-    if !is_root() {
-        return Some("not root (network namespaces and TAP setup need it)".into());
-    }
-    let probe = Command::new("unshare")
-        .args(["--net", "--mount", "true"])
-        .output();
-    match probe {
-        Ok(output) if output.status.success() => None,
-        Ok(output) => Some(format!(
-            "cannot create a network namespace: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )),
-        Err(error) => Some(format!("cannot run unshare: {error}")),
-    }
-}
-
-fn is_root() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    // "Uid:\treal\teffective\tsaved\tfs"
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1))
-        == Some("0")
-}
-
-fn skip(test: &str, reason: &str) {
-    if std::env::var("REQUIRE_TAP").as_deref() == Ok("1") {
-        panic!("{test} cannot run ({reason}) and REQUIRE_TAP=1");
-    }
-    println!("skipped: {test}: {reason}");
-}
-
-/// Runs `ip args`, which must succeed.
-fn ip(args: &str) {
-    let output = run_ip(args);
-    assert!(
-        output.status.success(),
-        "`ip {args}` failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn run_ip(args: &str) -> Output {
-    Command::new("ip")
-        .args(args.split_whitespace())
-        .output()
-        .expect("run ip")
-}
-
-fn interface_exists(name: &str) -> bool {
-    run_ip(&format!("link show dev {name}")).status.success()
-}
 
 /// Adds a persistent TAP `name`, up, with `host_cidr` on the kernel side.
 fn add_tap(name: &str, host_cidr: &str) {
@@ -249,21 +156,21 @@ fn echo_through_tap(mtu: usize, len: usize) {
 
 #[test]
 fn echo_at_mtu_1500() {
-    if in_own_namespace("echo_at_mtu_1500") {
+    in_own_namespace("echo_at_mtu_1500", &[], || {
         echo_through_tap(1500, 1 << 20);
-    }
+    });
 }
 
 #[test]
 fn echo_at_mtu_65521() {
-    if in_own_namespace("echo_at_mtu_65521") {
+    in_own_namespace("echo_at_mtu_65521", &[], || {
         echo_through_tap(65521, 4 << 20);
-    }
+    });
 }
 
 #[test]
 fn open_of_a_missing_tap_is_tap_missing() {
-    if in_own_namespace("open_of_a_missing_tap_is_tap_missing") {
+    in_own_namespace("open_of_a_missing_tap_is_tap_missing", &[], || {
         let error = TapDevice::open("tapnone").unwrap_err();
         assert!(
             matches!(&error, TapError::TapMissing { name } if name == "tapnone"),
@@ -271,48 +178,52 @@ fn open_of_a_missing_tap_is_tap_missing() {
         );
         // Root could have created it while trying; it must not have.
         assert!(!interface_exists("tapnone"));
-    }
+    });
 }
 
 #[test]
 fn open_of_an_interface_that_is_no_tap_is_not_a_tap() {
-    if in_own_namespace("open_of_an_interface_that_is_no_tap_is_not_a_tap") {
-        ip("tuntap add name tun0 mode tun");
-        for name in ["lo", "tun0"] {
-            let error = TapDevice::open(name).unwrap_err();
-            assert!(
-                matches!(error, TapError::NotATap { .. }),
-                "{name}: {error:?}"
-            );
-        }
-    }
+    in_own_namespace(
+        "open_of_an_interface_that_is_no_tap_is_not_a_tap",
+        &[],
+        || {
+            ip("tuntap add name tun0 mode tun");
+            for name in ["lo", "tun0"] {
+                let error = TapDevice::open(name).unwrap_err();
+                assert!(
+                    matches!(error, TapError::NotATap { .. }),
+                    "{name}: {error:?}"
+                );
+            }
+        },
+    );
 }
 
 #[test]
 fn second_open_of_a_tap_is_busy() {
-    if in_own_namespace("second_open_of_a_tap_is_busy") {
+    in_own_namespace("second_open_of_a_tap_is_busy", &[], || {
         ip("tuntap add name tap0 mode tap");
         let _first = TapDevice::open("tap0").expect("first open");
         let error = TapDevice::open("tap0").unwrap_err();
         assert!(matches!(error, TapError::Busy { .. }), "{error:?}");
-    }
+    });
 }
 
 #[test]
 fn wait_times_out_when_no_frame_comes() {
-    if in_own_namespace("wait_times_out_when_no_frame_comes") {
+    in_own_namespace("wait_times_out_when_no_frame_comes", &[], || {
         // Down, so the kernel sends nothing (no IPv6 autoconfiguration either).
         ip("tuntap add name tap0 mode tap");
         let device = TapDevice::open("tap0").unwrap();
         let started = std::time::Instant::now();
         assert!(!device.wait(Some(Duration::from_millis(100))).unwrap());
         assert!(started.elapsed() >= Duration::from_millis(100));
-    }
+    });
 }
 
 #[test]
 fn wait_wakes_when_a_frame_comes() {
-    if in_own_namespace("wait_wakes_when_a_frame_comes") {
+    in_own_namespace("wait_wakes_when_a_frame_comes", &[], || {
         add_tap("tap0", "192.168.69.100/24");
         let mut device = TapDevice::open("tap0").unwrap();
         // Sending to the smoltcp side makes the kernel ARP for it through the TAP.
@@ -325,48 +236,56 @@ fn wait_wakes_when_a_frame_comes() {
         let len = smoltcp::phy::RxToken::consume(rx, |frame| frame.len());
         assert!(len >= 14);
         assert_eq!(device.stats().frames_in, 1);
-    }
+    });
 }
 
 #[test]
 fn wait_or_wakeup_ends_when_the_wakeup_is_readable() {
-    if in_own_namespace("wait_or_wakeup_ends_when_the_wakeup_is_readable") {
-        ip("tuntap add name tap0 mode tap");
-        let device = TapDevice::open("tap0").unwrap();
-        let (wakeup, mut signal_handler_end) = UnixStream::pair().unwrap();
-        signal_handler_end.write_all(b"!").unwrap();
-        let started = std::time::Instant::now();
-        let frame = device
-            .wait_or_wakeup(wakeup.as_fd(), Some(Duration::from_secs(5)))
-            .unwrap();
-        assert!(!frame, "no frame came, only the wakeup");
-        assert!(started.elapsed() < Duration::from_secs(1));
-    }
+    in_own_namespace(
+        "wait_or_wakeup_ends_when_the_wakeup_is_readable",
+        &[],
+        || {
+            ip("tuntap add name tap0 mode tap");
+            let device = TapDevice::open("tap0").unwrap();
+            let (wakeup, mut signal_handler_end) = UnixStream::pair().unwrap();
+            signal_handler_end.write_all(b"!").unwrap();
+            let started = std::time::Instant::now();
+            let frame = device
+                .wait_or_wakeup(wakeup.as_fd(), Some(Duration::from_secs(5)))
+                .unwrap();
+            assert!(!frame, "no frame came, only the wakeup");
+            assert!(started.elapsed() < Duration::from_secs(1));
+        },
+    );
 }
 
 #[test]
 fn writes_while_the_link_is_down_are_counted_and_survived() {
-    if in_own_namespace("writes_while_the_link_is_down_are_counted_and_survived") {
-        ip("tuntap add name tap0 mode tap");
-        let mut device = TapDevice::open("tap0").unwrap();
-        send_test_frame(&mut device); // the kernel answers EIO
-        send_test_frame(&mut device);
-        assert_eq!(device.stats().write_errors, 2);
-        assert_eq!(device.stats().frames_out, 0);
-        // A down link queues nothing to read: no frame, but no error either.
-        assert!(device.receive(Instant::now()).is_none());
-        assert_eq!(device.stats().read_errors, 0);
+    in_own_namespace(
+        "writes_while_the_link_is_down_are_counted_and_survived",
+        &[],
+        || {
+            ip("tuntap add name tap0 mode tap");
+            let mut device = TapDevice::open("tap0").unwrap();
+            send_test_frame(&mut device); // the kernel answers EIO
+            send_test_frame(&mut device);
+            assert_eq!(device.stats().write_errors, 2);
+            assert_eq!(device.stats().frames_out, 0);
+            // A down link queues nothing to read: no frame, but no error either.
+            assert!(device.receive(Instant::now()).is_none());
+            assert_eq!(device.stats().read_errors, 0);
 
-        ip("link set dev tap0 up");
-        send_test_frame(&mut device);
-        assert_eq!(device.stats().frames_out, 1);
-        assert_eq!(device.stats().write_errors, 2);
-    }
+            ip("link set dev tap0 up");
+            send_test_frame(&mut device);
+            assert_eq!(device.stats().frames_out, 1);
+            assert_eq!(device.stats().write_errors, 2);
+        },
+    );
 }
 
 #[test]
 fn deleting_an_attached_tap_is_survived() {
-    if in_own_namespace("deleting_an_attached_tap_is_survived") {
+    in_own_namespace("deleting_an_attached_tap_is_survived", &[], || {
         add_tap("tap0", "192.168.69.100/24");
         let mut device = TapDevice::open("tap0").unwrap();
         ip("link delete dev tap0");
@@ -383,12 +302,12 @@ fn deleting_an_attached_tap_is_survived() {
         let error = device.wait(Some(Duration::from_secs(5))).unwrap_err();
         assert_eq!(error.kind(), std::io::ErrorKind::NotConnected, "{error}");
         assert!(started.elapsed() < Duration::from_secs(1));
-    }
+    });
 }
 
 #[test]
 fn create_configures_the_tap_and_drop_removes_it() {
-    if in_own_namespace("create_configures_the_tap_and_drop_removes_it") {
+    in_own_namespace("create_configures_the_tap_and_drop_removes_it", &[], || {
         let host: [(IpAddr, u8); 2] = [
             ("192.168.70.100".parse().unwrap(), 24),
             ("fd00:70::100".parse().unwrap(), 64),
@@ -410,58 +329,68 @@ fn create_configures_the_tap_and_drop_removes_it() {
 
         drop(device);
         assert!(!interface_exists("tapc0"), "tapc0 outlived its device");
-    }
+    });
 }
 
 #[test]
 fn create_expands_a_name_template() {
-    if in_own_namespace("create_expands_a_name_template") {
+    in_own_namespace("create_expands_a_name_template", &[], || {
         let device = TapDevice::create("tapt%d", &[]).expect("create tapt%d");
         assert_eq!(device.name(), "tapt0");
         assert!(interface_exists("tapt0"));
-    }
+    });
 }
 
 #[test]
 fn create_over_an_existing_interface_is_already_exists() {
-    if in_own_namespace("create_over_an_existing_interface_is_already_exists") {
-        ip("tuntap add name tap0 mode tap");
-        let error = TapDevice::create("tap0", &[]).unwrap_err();
-        assert!(matches!(error, TapError::AlreadyExists { .. }), "{error:?}");
-        assert!(interface_exists("tap0"), "the existing TAP was removed");
-    }
+    in_own_namespace(
+        "create_over_an_existing_interface_is_already_exists",
+        &[],
+        || {
+            ip("tuntap add name tap0 mode tap");
+            let error = TapDevice::create("tap0", &[]).unwrap_err();
+            assert!(matches!(error, TapError::AlreadyExists { .. }), "{error:?}");
+            assert!(interface_exists("tap0"), "the existing TAP was removed");
+        },
+    );
 }
 
 #[test]
 fn create_with_a_bad_address_reports_ip_and_removes_the_tap() {
-    if in_own_namespace("create_with_a_bad_address_reports_ip_and_removes_the_tap") {
-        let host = [("192.168.70.100".parse().unwrap(), 99)];
-        let error = TapDevice::create("tapbad", &host).unwrap_err();
-        let TapError::IpCommandFailed { command, stderr } = &error else {
-            panic!("expected IpCommandFailed, got {error:?}");
-        };
-        assert_eq!(command, "ip addr add 192.168.70.100/99 dev tapbad");
-        assert!(!stderr.is_empty());
-        assert!(
-            !interface_exists("tapbad"),
-            "the half-made TAP was left behind"
-        );
-    }
+    in_own_namespace(
+        "create_with_a_bad_address_reports_ip_and_removes_the_tap",
+        &[],
+        || {
+            let host = [("192.168.70.100".parse().unwrap(), 99)];
+            let error = TapDevice::create("tapbad", &host).unwrap_err();
+            let TapError::IpCommandFailed { command, stderr } = &error else {
+                panic!("expected IpCommandFailed, got {error:?}");
+            };
+            assert_eq!(command, "ip addr add 192.168.70.100/99 dev tapbad");
+            assert!(!stderr.is_empty());
+            assert!(
+                !interface_exists("tapbad"),
+                "the half-made TAP was left behind"
+            );
+        },
+    );
 }
 
 /// Runs `check` (`open <name>` or `create <name>`) as user `nobody` in this
 /// namespace; it must end in `expected` (`Ok` or a `TapError` variant name).
 fn as_nobody(exe: &Path, check: &str, expected: &str) {
     let test = "unprivileged_user_gets_the_matching_result";
-    let output = Command::new("setpriv")
-        .arg(format!("--reuid={NOBODY}"))
-        .arg(format!("--regid={NOBODY}"))
-        .args(["--clear-groups", "--"])
-        .arg(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(NOBODY_CHECK, format!("{check} {expected}"))
-        .output()
-        .expect("run setpriv");
+    let output = run(
+        Command::new("setpriv")
+            .arg(format!("--reuid={NOBODY}"))
+            .arg(format!("--regid={NOBODY}"))
+            .args(["--clear-groups", "--"])
+            .arg(exe)
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(NOBODY_CHECK, format!("{check} {expected}")),
+        b"",
+        COMMAND_LIMIT,
+    );
     expect_one_passed(test, &format!("`{check}` as nobody"), &output);
 }
 
@@ -492,47 +421,50 @@ fn unprivileged_user_gets_the_matching_result() {
         check_as_nobody(&spec);
         return;
     }
-    if !in_own_namespace("unprivileged_user_gets_the_matching_result") {
-        return;
-    }
-    ip(&format!("tuntap add name tapmine mode tap user {NOBODY}"));
-    // Root's own: nobody may not attach. (A TAP with no owner at all would
-    // be open to anyone who can open /dev/net/tun.)
-    ip("tuntap add name taproot mode tap user 0");
-    // This mount namespace gets its own /dev/net whose tun node's mode we pick;
-    // the host's /dev/net/tun stays as it is. The test binary is copied there
-    // too, so that nobody can run it wherever the target directory lives.
-    let dir = Path::new("/dev/net");
-    let mount = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "mode=0755", "tmpfs"])
-        .arg(dir)
-        .status()
-        .expect("run mount");
-    assert!(mount.success(), "mount a tmpfs on /dev/net");
-    let tun = dir.join("tun");
-    let mknod = Command::new("mknod")
-        .arg(&tun)
-        .args(["c", "10", "200"])
-        .status()
-        .expect("run mknod");
-    assert!(mknod.success(), "mknod /dev/net/tun");
-    let exe = dir.join("tap-test");
-    std::fs::copy(std::env::current_exe().unwrap(), &exe).expect("copy the test binary");
+    in_own_namespace(
+        "unprivileged_user_gets_the_matching_result",
+        &["setpriv", "mount", "mknod", "chmod"],
+        || {
+            ip(&format!("tuntap add name tapmine mode tap user {NOBODY}"));
+            // Root's own: nobody may not attach. (A TAP with no owner at all would
+            // be open to anyone who can open /dev/net/tun.)
+            ip("tuntap add name taproot mode tap user 0");
+            // This mount namespace gets its own /dev/net whose tun node's mode we pick;
+            // the host's /dev/net/tun stays as it is. The test binary is copied there
+            // too, so that nobody can run it wherever the target directory lives.
+            let dir = Path::new("/dev/net");
+            let mount = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "mode=0755", "tmpfs"])
+                .arg(dir)
+                .status()
+                .expect("run mount");
+            assert!(mount.success(), "mount a tmpfs on /dev/net");
+            let tun = dir.join("tun");
+            let mknod = Command::new("mknod")
+                .arg(&tun)
+                .args(["c", "10", "200"])
+                .status()
+                .expect("run mknod");
+            assert!(mknod.success(), "mknod /dev/net/tun");
+            let exe = dir.join("tap-test");
+            std::fs::copy(std::env::current_exe().unwrap(), &exe).expect("copy the test binary");
 
-    let chmod = |mode: &str| {
-        let status = Command::new("chmod")
-            .arg(mode)
-            .arg(&tun)
-            .status()
-            .expect("run chmod");
-        assert!(status.success());
-    };
-    chmod("0600");
-    as_nobody(&exe, "open tapmine", "TunDeviceDenied");
-    chmod("0666");
-    as_nobody(&exe, "open tapmine", "Ok");
-    as_nobody(&exe, "open taproot", "NoPermission");
-    as_nobody(&exe, "open tapnone", "TapMissing");
-    as_nobody(&exe, "create tapnew", "NoPermission");
-    assert!(!interface_exists("tapnew"));
+            let chmod = |mode: &str| {
+                let status = Command::new("chmod")
+                    .arg(mode)
+                    .arg(&tun)
+                    .status()
+                    .expect("run chmod");
+                assert!(status.success());
+            };
+            chmod("0600");
+            as_nobody(&exe, "open tapmine", "TunDeviceDenied");
+            chmod("0666");
+            as_nobody(&exe, "open tapmine", "Ok");
+            as_nobody(&exe, "open taproot", "NoPermission");
+            as_nobody(&exe, "open tapnone", "TapMissing");
+            as_nobody(&exe, "create tapnew", "NoPermission");
+            assert!(!interface_exists("tapnew"));
+        },
+    );
 }
