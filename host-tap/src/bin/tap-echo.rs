@@ -24,15 +24,11 @@ use host_tap::event_loop::{Clock, Signals};
 use host_tap::tap::{TapDevice, TapError};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
-use smoltcp::time::Duration;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
 
 /// Rounds of receive/echo/transmit before the loop sleeps, as the core's
 /// `Server::poll` does.
 const MAX_ROUNDS: usize = 16;
-
-/// The TCP timeout `host-tap` gives its sockets (the core's default).
-const TCP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Echo every byte back over TCP on a Linux TAP device, through smoltcp.
 #[derive(Debug, Parser)]
@@ -166,7 +162,9 @@ fn serve(args: &Args) -> Result<(), EchoError> {
     Ok(())
 }
 
-/// A listening socket with `host-tap`'s buffer sizes and options.
+/// A listening socket with `host-tap`'s buffer sizes, no Nagle and no
+/// delayed ACK (host-tap's timeouts only guard its slots; an echo for
+/// measurements needs none).
 fn echo_socket(port: u16) -> tcp::Socket<'static> {
     let mut socket = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
@@ -174,8 +172,6 @@ fn echo_socket(port: u16) -> tcp::Socket<'static> {
     );
     socket.set_nagle_enabled(false);
     socket.set_ack_delay(None);
-    socket.set_timeout(Some(TCP_TIMEOUT));
-    socket.set_keep_alive(Some(TCP_TIMEOUT / 2));
     listen(&mut socket, port);
     socket
 }
