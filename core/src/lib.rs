@@ -14,8 +14,8 @@
 //! - [`server`]: the thin smoltcp glue, all memory handed in by the caller;
 //! - [`client`]: a non-blocking (`nb`) line client for tests and boards.
 #![cfg_attr(not(test), no_std)]
-#![deny(unsafe_code)]
-#![warn(missing_docs)]
+// Lint policy: `[workspace.lints]` in the top-level Cargo.toml (no `unsafe`,
+// every public item documented, curated clippy lints).
 
 pub(crate) mod fmt;
 

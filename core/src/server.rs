@@ -1170,7 +1170,7 @@ mod tests {
         }
     }
 
-    impl phy::Device for End {
+    impl Device for End {
         type RxToken<'a> = Rx;
         type TxToken<'a> = Tx;
 

@@ -197,7 +197,7 @@ mod tests {
     const US: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
 
     /// An IPv4 packet carrying a TCP segment from PEER:40000 to US:8888.
-    fn segment(control: TcpControl, ack: bool) -> std::vec::Vec<u8> {
+    fn segment(control: TcpControl, ack: bool) -> Vec<u8> {
         let tcp = TcpRepr {
             src_port: 40000,
             dst_port: 8888,

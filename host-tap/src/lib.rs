@@ -1,9 +1,8 @@
 //! The reversal service on a Linux TAP device: the pieces the `host-tap`
 //! binaries share.
 
-// Everything that needs `unsafe` (ioctls, poll) is confined to `tap`.
-#![deny(unsafe_code)]
-
+// Lint policy: `[workspace.lints]` in the top-level Cargo.toml. Everything
+// that needs `unsafe` (ioctls, poll) is confined to `tap`.
 #[allow(unsafe_code)]
 pub mod tap;
 

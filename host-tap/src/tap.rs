@@ -567,6 +567,7 @@ impl Device for TapDevice {
 }
 
 /// One received frame, lent to smoltcp from the device's receive buffer.
+#[derive(Debug)]
 pub struct TapRxToken<'a> {
     frame: &'a [u8],
 }
@@ -582,6 +583,7 @@ impl phy::RxToken for TapRxToken<'_> {
 
 /// Room for one frame in the device's transmit buffer; consuming it writes
 /// the frame to the TAP.
+#[derive(Debug)]
 pub struct TapTxToken<'a> {
     file: &'a File,
     name: &'a str,

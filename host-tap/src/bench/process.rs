@@ -85,16 +85,17 @@ impl ServerProcess {
     /// The program could not be started.
     pub fn spawn(name: &str, mut command: Command) -> Result<ServerProcess, ProcessError> {
         let program = command.get_program().to_string_lossy().into_owned();
+        let die_with_parent = || {
+            // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and
+            // touches no memory of ours.
+            if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        };
         // SAFETY: the closure runs in the child between fork and exec and only
         // makes one async-signal-safe system call.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        unsafe { command.pre_exec(die_with_parent) };
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
