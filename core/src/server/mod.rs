@@ -1,0 +1,745 @@
+//! The smoltcp glue: session sockets, busy sockets and a UDP socket.
+//!
+//! All memory comes from a [`ServerResources`] the caller owns (usually a
+//! `static`); nothing is allocated and nothing grows. The server owns its
+//! `SocketSet`; the caller owns the `Interface` and the `Device` and hands
+//! them to [`Server::poll`], which moves bytes and returns when it next needs
+//! to run, so a host sleeps on that deadline and a board on a timer.
+
+mod busy;
+mod config;
+mod counters;
+mod guard;
+mod resources;
+mod tcp;
+mod udp;
+
+use core::fmt;
+
+use smoltcp::iface::{Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::phy::Device;
+use smoltcp::socket::tcp::{Socket as TcpSocket, State as TcpState};
+use smoltcp::socket::udp::{PacketBuffer, PacketMetadata, Socket as UdpSocket};
+use smoltcp::time::{Duration, Instant};
+
+use crate::fmt::{net_info, net_warn};
+use crate::syn_guard::HeldBy;
+
+pub use busy::BUSY_SOCKETS;
+pub use config::{ConfigError, DEFAULT_PORT, ServerConfig};
+pub use counters::{Counters, ErrorCounts};
+pub use resources::ServerResources;
+pub use udp::UDP_PACKETS;
+
+use busy::{BUSY_LINGER, Busy, BusyPhase};
+use resources::fill;
+use tcp::{Phase, Slot, closing_limit, relisten, tcp_socket};
+
+/// Rounds of receive/answer/transmit in one [`Server::poll`] before it yields.
+const MAX_ROUNDS: usize = 16;
+/// Frames taken in per round, so a flood cannot keep the answers waiting.
+const MAX_INGRESS: usize = 64;
+
+/// The reversal server over smoltcp sockets.
+///
+/// ```
+/// use reversal_core::{Server, ServerConfig, ServerResources};
+/// use smoltcp::iface::{Config, Interface};
+/// use smoltcp::phy::{Loopback, Medium};
+/// use smoltcp::time::Instant;
+/// use smoltcp::wire::{IpAddress, IpCidr};
+///
+/// let mut device = Loopback::new(Medium::Ip);
+/// let mut iface = Interface::new(Config::new(smoltcp::wire::HardwareAddress::Ip), &mut device, Instant::ZERO);
+/// iface.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).unwrap());
+///
+/// let mut resources = ServerResources::<'_, 2, 4, 512, 512, 256>::new();
+/// let mut server = Server::new(ServerConfig::new(2, 256), &mut resources).unwrap();
+/// let next = server.poll(Instant::ZERO, &mut iface, &mut device);
+/// assert_eq!(server.counters().connections, 0);
+/// assert!(next.is_none(), "an idle server has no deadline");
+/// ```
+pub struct Server<'a, const SESSIONS: usize, const LINE: usize> {
+    config: ServerConfig,
+    sockets: SocketSet<'a>,
+    handles: heapless::Vec<SocketHandle, SESSIONS>,
+    slots: &'a mut [Slot<LINE>; SESSIONS],
+    scratch: &'a mut [u8],
+    busy: heapless::Vec<Busy, BUSY_SOCKETS>,
+    udp: Option<SocketHandle>,
+    /// Counters of finished sessions plus server-level events.
+    totals: Counters,
+    /// Connections the sockets hold, refreshed before each interface poll.
+    held: HeldBy<SESSIONS>,
+    shutting_down: bool,
+}
+
+impl<const SESSIONS: usize, const LINE: usize> fmt::Debug for Server<'_, SESSIONS, LINE> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.config)
+            .field("active_sessions", &self.active_sessions())
+            .field("counters", &self.counters())
+            .field("shutting_down", &self.shutting_down)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<const SESSIONS: usize, const LINE: usize> defmt::Format for Server<'_, SESSIONS, LINE> {
+    fn format(&self, f: defmt::Formatter) {
+        defmt::write!(
+            f,
+            "Server {{ config: {}, active_sessions: {}, counters: {} }}",
+            self.config,
+            self.active_sessions(),
+            self.counters()
+        )
+    }
+}
+
+impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
+    /// Builds the sockets in `resources` and starts listening.
+    ///
+    /// ```
+    /// use reversal_core::{server::ConfigError, Server, ServerConfig, ServerResources};
+    ///
+    /// let mut resources = ServerResources::<'_, 2, 4, 256, 256, 128>::new();
+    /// // Three sessions do not fit resources made for two.
+    /// let err = Server::new(ServerConfig::new(3, 128), &mut resources).unwrap_err();
+    /// assert_eq!(err, ConfigError::Sessions { max: 2 });
+    /// ```
+    pub fn new<const SOCKETS: usize, const RX: usize, const TX: usize>(
+        config: ServerConfig,
+        resources: &'a mut ServerResources<'a, SESSIONS, SOCKETS, RX, TX, LINE>,
+    ) -> Result<Self, ConfigError> {
+        let max_sessions = SESSIONS.min(SOCKETS.saturating_sub(2));
+        if config.sessions == 0 || config.sessions > max_sessions {
+            return Err(ConfigError::Sessions { max: max_sessions });
+        }
+        if config.port == 0 || config.udp_port == Some(0) {
+            return Err(ConfigError::Port);
+        }
+        config.session.check(LINE)?;
+        let needed = config.session.max_reply_len();
+        if TX < needed {
+            return Err(ConfigError::SendBuffer {
+                needed,
+                capacity: TX,
+            });
+        }
+
+        let ServerResources {
+            sockets,
+            session_rx,
+            session_tx,
+            slots,
+            scratch,
+            busy_rx,
+            busy_tx,
+            udp_rx_meta,
+            udp_rx,
+            udp_tx_meta,
+            udp_tx,
+        } = resources;
+        fill(udp_rx_meta, || PacketMetadata::EMPTY);
+        fill(udp_tx_meta, || PacketMetadata::EMPTY);
+        let sockets = sockets.insert([SocketStorage::EMPTY; SOCKETS]);
+        let mut set = SocketSet::new(&mut sockets[..]);
+        let mut handles = heapless::Vec::new();
+        // Session sockets first: smoltcp hands a SYN to the first listening
+        // socket in the set, so the busy socket only gets it when all are taken.
+        for (rx, tx) in session_rx
+            .iter_mut()
+            .zip(session_tx.iter_mut())
+            .take(config.sessions)
+        {
+            let mut socket = tcp_socket(rx, tx);
+            relisten(&mut socket, &config);
+            // Cannot fail: config.sessions <= SESSIONS.
+            let _ = handles.push(set.add(socket));
+        }
+        for slot in slots.iter_mut() {
+            *slot = Slot::new();
+            slot.session.set_config(config.session)?;
+        }
+        let free_slots = SOCKETS - config.sessions - usize::from(config.udp_port.is_some());
+        let mut busy = heapless::Vec::new();
+        for (rx, tx) in busy_rx.iter_mut().zip(busy_tx.iter_mut()).take(free_slots) {
+            let mut socket = tcp_socket(rx, tx);
+            relisten(&mut socket, &config);
+            let handle = set.add(socket);
+            // Cannot fail: at most BUSY_SOCKETS pairs of buffers.
+            let _ = busy.push(Busy {
+                handle,
+                phase: BusyPhase::Listening,
+            });
+        }
+        let udp = config.udp_port.map(|port| {
+            let mut socket = UdpSocket::new(
+                PacketBuffer::new(&mut udp_rx_meta[..], &mut udp_rx[..]),
+                PacketBuffer::new(&mut udp_tx_meta[..], &mut udp_tx[..]),
+            );
+            if socket.bind(port).is_err() {
+                net_warn!("cannot bind UDP port {}", port);
+            }
+            set.add(socket)
+        });
+        net_info!(
+            "listening on TCP port {} with {} sessions, lines up to {} bytes, mode {}",
+            config.port,
+            config.sessions,
+            config.session.max_line,
+            config.session.mode
+        );
+        Ok(Server {
+            config,
+            sockets: set,
+            handles,
+            slots,
+            scratch: &mut scratch[..],
+            busy,
+            udp,
+            totals: Counters::default(),
+            held: HeldBy::new(),
+            shutting_down: false,
+        })
+    }
+
+    /// The configuration in force.
+    ///
+    /// ```
+    /// # use reversal_core::{Server, ServerConfig, ServerResources};
+    /// # let mut resources = ServerResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// let server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
+    /// assert_eq!(server.config().sessions, 1);
+    /// ```
+    pub const fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Receives, answers and transmits until nothing more moves now, then
+    /// returns when it next needs to be called (`None`: only when a packet
+    /// arrives). Calling it earlier is harmless.
+    ///
+    /// See the [`Server`] example.
+    pub fn poll<D: Device + ?Sized>(
+        &mut self,
+        now: Instant,
+        iface: &mut Interface,
+        device: &mut D,
+    ) -> Option<Instant> {
+        for _ in 0..MAX_ROUNDS {
+            let more_waiting = self.receive(now, iface, device);
+            // Answer before transmitting, so the ACK of a line rides on its
+            // reply: one frame per request instead of two.
+            let moved = self.service(now);
+            while iface.poll_egress(now, device, &mut self.sockets) != PollResult::None {}
+            if !moved && !more_waiting {
+                return self.next_deadline(now, iface);
+            }
+        }
+        // Still busy: ask to be called again at once.
+        Some(now)
+    }
+
+    /// Like [`poll`](Self::poll), but returns how long the caller may sleep.
+    ///
+    /// ```
+    /// # use reversal_core::{Server, ServerConfig, ServerResources};
+    /// # use smoltcp::{iface::{Config, Interface}, phy::{Loopback, Medium}, time::Instant, wire::HardwareAddress};
+    /// # let mut device = Loopback::new(Medium::Ip);
+    /// # let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::ZERO);
+    /// # let mut resources = ServerResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// let mut server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
+    /// assert_eq!(server.poll_delay(Instant::ZERO, &mut iface, &mut device), None);
+    /// ```
+    pub fn poll_delay<D: Device + ?Sized>(
+        &mut self,
+        now: Instant,
+        iface: &mut Interface,
+        device: &mut D,
+    ) -> Option<Duration> {
+        self.poll(now, iface, device)
+            .map(|at| if at > now { at - now } else { Duration::ZERO })
+    }
+
+    /// Stops accepting connections and UDP; open sessions answer what they
+    /// already received (a partial line as at end of input), then close
+    /// with FIN. Keep polling until [`is_shut_down`](Self::is_shut_down).
+    ///
+    /// ```
+    /// # use reversal_core::{Server, ServerConfig, ServerResources};
+    /// # let mut resources = ServerResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// let mut server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
+    /// server.shutdown();
+    /// assert!(server.is_shut_down());
+    /// ```
+    pub fn shutdown(&mut self) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        net_info!("shutting down: no new connections");
+        for (slot, &handle) in self.slots.iter_mut().zip(self.handles.iter()) {
+            let socket = self.sockets.get_mut::<TcpSocket>(handle);
+            // A connection established but not yet seen by `service` is a
+            // session and is served; a half-done handshake is refused.
+            let connected = matches!(socket.state(), TcpState::Established | TcpState::CloseWait);
+            if slot.phase == Phase::Listening && !connected {
+                socket.abort();
+            }
+        }
+        for busy in &self.busy {
+            if busy.phase == BusyPhase::Listening {
+                self.sockets.get_mut::<TcpSocket>(busy.handle).abort();
+            }
+        }
+        if let Some(udp) = self.udp {
+            self.sockets.get_mut::<UdpSocket>(udp).close();
+        }
+    }
+
+    /// Whether a shutdown has finished: every socket is closed.
+    ///
+    /// See [`shutdown`](Self::shutdown).
+    pub fn is_shut_down(&self) -> bool {
+        self.shutting_down
+            && self
+                .handles
+                .iter()
+                .copied()
+                .chain(self.busy.iter().map(|busy| busy.handle))
+                .all(|h| self.sockets.get::<TcpSocket>(h).state() == TcpState::Closed)
+    }
+
+    /// Sessions open now.
+    ///
+    /// ```
+    /// # use reversal_core::{Server, ServerConfig, ServerResources};
+    /// # let mut resources = ServerResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// let server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
+    /// assert_eq!(server.active_sessions(), 0);
+    /// ```
+    pub fn active_sessions(&self) -> usize {
+        self.open_slots().count()
+    }
+
+    /// Everything done so far, open sessions included.
+    ///
+    /// See the [`Server`] example.
+    pub fn counters(&self) -> Counters {
+        let mut counters = self.totals;
+        for slot in self.open_slots() {
+            counters.add_session(&slot.session.stats());
+        }
+        counters
+    }
+
+    fn open_slots(&self) -> impl Iterator<Item = &Slot<LINE>> {
+        self.slots[..self.handles.len()]
+            .iter()
+            .filter(|slot| slot.phase != Phase::Listening)
+    }
+
+    fn next_deadline(&mut self, now: Instant, iface: &mut Interface) -> Option<Instant> {
+        let sessions = self.slots[..self.handles.len()]
+            .iter()
+            .map(|slot| match slot.phase {
+                Phase::Listening => None,
+                Phase::Active => slot.session.deadline(),
+                Phase::Closing {
+                    since,
+                    reason,
+                    fin_sent,
+                } => closing_limit(&self.config, reason, fin_sent).map(|limit| since + limit),
+            });
+        let busy = self.busy.iter().map(|busy| match busy.phase {
+            BusyPhase::Listening => None,
+            BusyPhase::Closing { since } => Some(since + BUSY_LINGER),
+        });
+        sessions
+            .chain(busy)
+            .chain([iface.poll_at(now, &self.sockets)])
+            .flatten()
+            .min()
+    }
+
+    /// Moves bytes between sockets and sessions; true if anything changed.
+    fn service(&mut self, now: Instant) -> bool {
+        let mut moved = false;
+        for index in 0..self.handles.len() {
+            moved |= self.service_session(index, now);
+        }
+        for index in 0..self.busy.len() {
+            moved |= self.service_busy(index, now);
+        }
+        moved |= self.service_udp();
+        moved
+    }
+}
+
+#[cfg(all(test, feature = "graphemes"))]
+mod tests {
+    use super::*;
+    use crate::client::{LineClient, RecvError};
+    use smoltcp::iface::SocketSet;
+    use smoltcp::iface::{Config, Interface};
+    use smoltcp::phy::{self, DeviceCapabilities, Medium};
+    use smoltcp::socket::{tcp, udp};
+    use smoltcp::wire::{HardwareAddress, IpCidr};
+    use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+    use std::vec::Vec;
+
+    type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
+
+    /// One end of a lossless point-to-point IP link.
+    struct End {
+        rx: Queue,
+        tx: Queue,
+    }
+
+    fn link() -> (End, End) {
+        let (a, b) = (Queue::default(), Queue::default());
+        (
+            End {
+                rx: a.clone(),
+                tx: b.clone(),
+            },
+            End { rx: b, tx: a },
+        )
+    }
+
+    struct Rx(Vec<u8>);
+    struct Tx(Queue);
+
+    impl phy::RxToken for Rx {
+        fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+            f(&self.0)
+        }
+    }
+
+    impl phy::TxToken for Tx {
+        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+            let mut frame = vec![0; len];
+            let r = f(&mut frame);
+            self.0.borrow_mut().push_back(frame);
+            r
+        }
+    }
+
+    impl Device for End {
+        type RxToken<'a> = Rx;
+        type TxToken<'a> = Tx;
+
+        fn receive(&mut self, _: Instant) -> Option<(Rx, Tx)> {
+            let frame = self.rx.borrow_mut().pop_front()?;
+            Some((Rx(frame), Tx(self.tx.clone())))
+        }
+
+        fn transmit(&mut self, _: Instant) -> Option<Tx> {
+            Some(Tx(self.tx.clone()))
+        }
+
+        fn capabilities(&self) -> DeviceCapabilities {
+            let mut caps = DeviceCapabilities::default();
+            caps.medium = Medium::Ip;
+            caps.max_transmission_unit = 1500;
+            caps
+        }
+    }
+
+    fn iface(device: &mut End, last_octet: u8) -> Interface {
+        let mut iface = Interface::new(Config::new(HardwareAddress::Ip), device, Instant::ZERO);
+        iface.update_ip_addrs(|a| {
+            a.push(IpCidr::new(IpAddress::v4(10, 0, 0, last_octet), 24))
+                .unwrap();
+        });
+        iface
+    }
+
+    const SERVER: IpEndpoint = IpEndpoint {
+        addr: IpAddress::Ipv4(Ipv4Address::new(10, 0, 0, 1)),
+        port: 8888,
+    };
+
+    /// Two sessions, UDP, and four busy sockets (7 = 2 + 1 + 4).
+    type Resources = ServerResources<'static, 2, 7, 1024, 1024, 64>;
+
+    /// A server and a client host on one link, in virtual time.
+    struct Net {
+        server: Server<'static, 2, 64>,
+        server_iface: Interface,
+        server_end: End,
+        client_iface: Interface,
+        client_end: End,
+        sockets: SocketSet<'static>,
+        now: Instant,
+    }
+
+    impl Net {
+        fn new(config: ServerConfig) -> Self {
+            let (mut server_end, mut client_end) = link();
+            let resources: &'static mut Resources = Box::leak(Box::new(Resources::new()));
+            Net {
+                server: Server::new(config, resources).unwrap(),
+                server_iface: iface(&mut server_end, 1),
+                server_end,
+                client_iface: iface(&mut client_end, 2),
+                client_end,
+                sockets: SocketSet::new(Vec::new()),
+                now: Instant::ZERO,
+            }
+        }
+
+        fn client(&mut self, local_port: u16) -> LineClient<256> {
+            let socket = tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; 4096]),
+                tcp::SocketBuffer::new(vec![0; 4096]),
+            );
+            let mut client = LineClient::new(self.sockets.add(socket));
+            client
+                .connect(
+                    &mut self.sockets,
+                    self.client_iface.context(),
+                    SERVER,
+                    local_port,
+                )
+                .unwrap();
+            client
+        }
+
+        /// Polls both hosts, jumping virtual time to the next deadline.
+        fn step(&mut self) {
+            let a = self
+                .server
+                .poll(self.now, &mut self.server_iface, &mut self.server_end);
+            self.client_iface
+                .poll(self.now, &mut self.client_end, &mut self.sockets);
+            let b = self.client_iface.poll_at(self.now, &self.sockets);
+            let frames_waiting =
+                !self.server_end.rx.borrow().is_empty() || !self.client_end.rx.borrow().is_empty();
+            if !frames_waiting {
+                let next = [a, b]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(self.now + Duration::from_secs(1));
+                self.now = next.max(self.now + Duration::from_millis(1));
+            }
+        }
+
+        /// Runs `op` until it stops saying WouldBlock (bounded in virtual time).
+        fn block<T, E: fmt::Debug>(
+            &mut self,
+            mut op: impl FnMut(&mut Self) -> nb::Result<T, E>,
+        ) -> Result<T, E> {
+            let limit = self.now + Duration::from_secs(600);
+            loop {
+                match op(self) {
+                    Err(nb::Error::WouldBlock) => {}
+                    Err(nb::Error::Other(e)) => return Err(e),
+                    Ok(v) => return Ok(v),
+                }
+                assert!(self.now < limit, "no progress in 600 s of virtual time");
+                self.step();
+            }
+        }
+
+        fn wait_until(&mut self, mut done: impl FnMut(&Self) -> bool) {
+            self.block(|net| {
+                if done(net) {
+                    Ok(())
+                } else {
+                    Err(nb::Error::<()>::WouldBlock)
+                }
+            })
+            .unwrap();
+        }
+
+        fn send(&mut self, client: &mut LineClient<256>, line: &[u8]) {
+            self.block(|net| client.send_line(&mut net.sockets, line))
+                .unwrap();
+        }
+
+        fn reply(&mut self, client: &mut LineClient<256>) -> Result<Vec<u8>, RecvError> {
+            let mut buf = [0u8; 256];
+            let n = self.block(|net| client.recv_line(&mut net.sockets, &mut buf))?;
+            Ok(buf[..n].to_vec())
+        }
+    }
+
+    fn config() -> ServerConfig {
+        ServerConfig::new(2, 64)
+    }
+
+    #[test]
+    fn answers_lines_over_tcp() {
+        let mut net = Net::new(config());
+        let mut c = net.client(40000);
+        net.send(&mut c, "hello 각👍🏽".as_bytes());
+        assert_eq!(net.reply(&mut c).unwrap(), "👍🏽각 olleh\n".as_bytes());
+        assert_eq!(net.server.active_sessions(), 1);
+        let counters = net.server.counters();
+        assert_eq!((counters.connections, counters.lines), (1, 1));
+    }
+
+    #[test]
+    fn answers_unterminated_last_line_then_closes_after_client_fin() {
+        let mut net = Net::new(config());
+        let mut c = net.client(40000);
+        net.block(|n| c.send(&mut n.sockets, b"one\ntwo")).unwrap();
+        net.block(|n| c.close(&mut n.sockets)).unwrap();
+        assert_eq!(net.reply(&mut c).unwrap(), b"eno\n");
+        assert_eq!(net.reply(&mut c).unwrap(), b"owt");
+        assert_eq!(net.reply(&mut c), Err(RecvError::Closed));
+        net.wait_until(|n| c.is_closed(&n.sockets));
+    }
+
+    #[test]
+    fn a_connection_beyond_the_sessions_gets_busy_and_is_closed() {
+        let mut net = Net::new(config());
+        let mut first = net.client(40001);
+        let mut second = net.client(40002);
+        net.send(&mut first, b"a");
+        net.send(&mut second, b"b");
+        net.reply(&mut first).unwrap();
+        net.reply(&mut second).unwrap();
+        let mut third = net.client(40003);
+        let busy = net.reply(&mut third).unwrap();
+        assert!(busy.starts_with(b"ERR busy "), "{busy:?}");
+        assert_eq!(net.reply(&mut third), Err(RecvError::Closed));
+        assert_eq!(net.server.counters().errors.busy, 1);
+    }
+
+    #[test]
+    fn a_burst_of_connections_beyond_the_sessions_all_get_busy() {
+        let mut net = Net::new(ServerConfig::new(1, 64));
+        let mut first = net.client(40001);
+        net.send(&mut first, b"a");
+        net.reply(&mut first).unwrap();
+        // Four at once: one busy socket each, none is reset.
+        let mut rejected: Vec<_> = (40002..40006).map(|port| net.client(port)).collect();
+        for client in &mut rejected {
+            let busy = net.reply(client).unwrap();
+            assert!(busy.starts_with(b"ERR busy "), "{busy:?}");
+        }
+        assert_eq!(net.server.counters().errors.busy, 4);
+    }
+
+    #[test]
+    fn a_slot_listens_again_as_soon_as_its_session_closes() {
+        let mut net = Net::new(ServerConfig::new(1, 64));
+        for port in 41000..41003 {
+            let mut c = net.client(port);
+            net.send(&mut c, b"abc");
+            assert_eq!(net.reply(&mut c).unwrap(), b"cba\n");
+            net.block(|n| c.close(&mut n.sockets)).unwrap();
+            assert_eq!(net.reply(&mut c), Err(RecvError::Closed));
+            net.wait_until(|n| n.server.active_sessions() == 0);
+        }
+        assert_eq!(net.server.counters().connections, 3);
+    }
+
+    #[test]
+    fn idle_session_gets_idle_timeout_error_and_is_closed() {
+        let mut net = Net::new(config());
+        let mut c = net.client(40000);
+        net.send(&mut c, b"x");
+        net.reply(&mut c).unwrap();
+        let start = net.now;
+        let line = net.reply(&mut c).unwrap();
+        assert!(line.starts_with(b"ERR idle-timeout "), "{line:?}");
+        assert!(net.now - start >= crate::session::DEFAULT_IDLE_TIMEOUT);
+        assert_eq!(net.reply(&mut c), Err(RecvError::Closed));
+        assert_eq!(net.server.counters().errors.idle_timeout, 1);
+    }
+
+    #[test]
+    fn shutdown_delivers_owed_replies_then_closes() {
+        let mut net = Net::new(config());
+        let mut c = net.client(40000);
+        net.block(|n| c.send(&mut n.sockets, b"pending\npartial"))
+            .unwrap();
+        // Let the bytes reach the server before it is told to stop.
+        while net.server.counters().bytes_in < 15 {
+            net.step();
+        }
+        net.server.shutdown();
+        assert_eq!(net.reply(&mut c).unwrap(), b"gnidnep\n");
+        assert_eq!(net.reply(&mut c).unwrap(), b"laitrap");
+        assert_eq!(net.reply(&mut c), Err(RecvError::Closed));
+        net.wait_until(|n| n.server.is_shut_down());
+    }
+
+    fn udp_exchange(net: &mut Net, payload: &[u8]) -> Option<Vec<u8>> {
+        let socket = udp::Socket::new(
+            PacketBuffer::new(vec![PacketMetadata::EMPTY; 4], vec![0; 2048]),
+            PacketBuffer::new(vec![PacketMetadata::EMPTY; 4], vec![0; 2048]),
+        );
+        let handle = net.sockets.add(socket);
+        let s = net.sockets.get_mut::<udp::Socket>(handle);
+        s.bind(50000).unwrap();
+        s.send_slice(payload, SERVER).unwrap();
+        for _ in 0..20 {
+            net.step();
+            if let Ok((data, _)) = net.sockets.get_mut::<udp::Socket>(handle).recv() {
+                return Some(data.to_vec());
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn udp_datagram_is_answered_with_its_reversal() {
+        let mut net = Net::new(config());
+        assert_eq!(
+            udp_exchange(&mut net, b"abc\r\n").as_deref(),
+            Some(&b"cba\r\n"[..])
+        );
+        assert_eq!(net.server.counters().udp_datagrams, 1);
+    }
+
+    #[test]
+    fn udp_error_larger_than_the_datagram_is_dropped_and_counted() {
+        let mut net = Net::new(config());
+        assert_eq!(udp_exchange(&mut net, b"\xff\n"), None);
+        let counters = net.server.counters();
+        assert_eq!((counters.udp_datagrams, counters.udp_dropped), (1, 1));
+    }
+
+    #[test]
+    fn config_that_does_not_fit_the_resources_is_refused() {
+        let resources: &'static mut Resources = Box::leak(Box::new(Resources::new()));
+        assert_eq!(
+            Server::new(ServerConfig::new(0, 64), resources).err(),
+            Some(ConfigError::Sessions { max: 2 })
+        );
+        let resources: &'static mut Resources = Box::leak(Box::new(Resources::new()));
+        let config = ServerConfig {
+            port: 0,
+            ..config()
+        };
+        assert_eq!(
+            Server::new(config, resources).err(),
+            Some(ConfigError::Port)
+        );
+        let resources: &'static mut Resources = Box::leak(Box::new(Resources::new()));
+        assert!(matches!(
+            Server::new(ServerConfig::new(2, 65), resources),
+            Err(ConfigError::Session(_))
+        ));
+        let small: &'static mut ServerResources<'static, 1, 3, 64, 32, 64> =
+            Box::leak(Box::new(ServerResources::new()));
+        assert_eq!(
+            Server::new(ServerConfig::new(1, 64), small).err(),
+            Some(ConfigError::SendBuffer {
+                needed: 66,
+                capacity: 32
+            })
+        );
+    }
+}
