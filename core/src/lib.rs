@@ -18,6 +18,7 @@
 // every public item documented, curated clippy lints).
 
 pub(crate) mod fmt;
+mod ingress;
 
 pub mod client;
 pub mod datagram;
@@ -25,7 +26,6 @@ pub mod reply;
 pub mod reverse;
 pub mod server;
 pub mod session;
-mod syn_guard;
 
 pub use reply::ErrorCode;
 pub use reverse::Mode;

@@ -1,5 +1,6 @@
-//! The SYN guard's wiring: which connections the sockets hold, refreshed
-//! before each batch of frames smoltcp takes in.
+//! The ingress filters' wiring: which connections the sockets hold,
+//! refreshed before each batch of frames smoltcp takes in through
+//! [`Ingress`].
 
 use smoltcp::iface::{Interface, PollIngressSingleResult, SocketHandle};
 use smoltcp::phy::Device;
@@ -7,12 +8,12 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 
 use super::{MAX_INGRESS, Server};
-use crate::syn_guard::SynGuard;
+use crate::ingress::{Connection, Ingress};
 
 impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
     /// Lets smoltcp take in up to [`MAX_INGRESS`] frames, with repeated SYNs
     /// of connections our sockets already hold kept from the listeners (see
-    /// `syn_guard`). True if more frames may be waiting.
+    /// `ingress`). True if more frames may be waiting.
     pub(super) fn receive<D: Device + ?Sized>(
         &mut self,
         now: Instant,
@@ -27,18 +28,17 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
                 tcp::State::Listen | tcp::State::Closed | tcp::State::TimeWait
             );
             let peer = socket.remote_endpoint().filter(|_| open)?;
-            Some((peer, socket.local_endpoint()?.port))
+            let port = socket.local_endpoint()?.port;
+            Some(Connection { peer, port })
         };
-        self.held.sessions.clear();
-        for (peer, port) in self.handles.iter().filter_map(|&h| connection(h)) {
-            self.held.sessions.hold(peer, port);
-        }
-        self.held.busy.clear();
-        for (peer, port) in self.busy.iter().filter_map(|b| connection(b.handle)) {
-            self.held.busy.hold(peer, port);
+        let handles = self.handles.iter().copied();
+        let busy = self.busy.iter().map(|busy| busy.handle);
+        self.held.clear();
+        for held in handles.chain(busy).filter_map(connection) {
+            self.held.hold(held);
         }
         iface.poll_maintenance(now);
-        let mut guarded = SynGuard::new(device, &self.held);
+        let mut guarded = Ingress::new(device, &mut self.held);
         for _ in 0..MAX_INGRESS {
             let frame = iface.poll_ingress_single(now, &mut guarded, &mut self.sockets);
             if frame == PollIngressSingleResult::None {

@@ -23,7 +23,7 @@ use smoltcp::socket::udp::{PacketBuffer, PacketMetadata, Socket as UdpSocket};
 use smoltcp::time::{Duration, Instant};
 
 use crate::fmt::{net_info, net_warn};
-use crate::syn_guard::HeldBy;
+use crate::ingress::HeldConnections;
 
 pub use busy::BUSY_SOCKETS;
 pub use config::{ConfigError, DEFAULT_PORT, ServerConfig};
@@ -70,7 +70,7 @@ pub struct Server<'a, const SESSIONS: usize, const LINE: usize> {
     /// Counters of finished sessions plus server-level events.
     totals: Counters,
     /// Connections the sockets hold, refreshed before each interface poll.
-    held: HeldBy<SESSIONS>,
+    held: HeldConnections<'a>,
     shutting_down: bool,
 }
 
@@ -141,6 +141,7 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
             udp_rx,
             udp_tx_meta,
             udp_tx,
+            held,
         } = resources;
         fill(udp_rx_meta, || PacketMetadata::EMPTY);
         fill(udp_tx_meta, || PacketMetadata::EMPTY);
@@ -201,7 +202,7 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
             busy,
             udp,
             totals: Counters::default(),
-            held: HeldBy::new(),
+            held: HeldConnections::new(&mut held[..]),
             shutting_down: false,
         })
     }

@@ -8,6 +8,7 @@ use smoltcp::socket::udp;
 use super::busy::{BUSY_RX, BUSY_SOCKETS};
 use super::tcp::Slot;
 use super::udp::UDP_PACKETS;
+use crate::ingress::Connection;
 use crate::reply::MAX_ERROR_REPLY;
 
 /// All the memory a [`Server`] uses, handed in by the caller.
@@ -54,6 +55,8 @@ pub struct ServerResources<
     #[cfg_attr(feature = "defmt", defmt(Debug2Format))]
     pub(super) udp_tx_meta: heapless::Vec<udp::PacketMetadata, UDP_PACKETS>,
     pub(super) udp_tx: [u8; TX],
+    /// The connections the sockets hold, for the ingress filter.
+    pub(super) held: [Connection; SOCKETS],
 }
 
 impl<
@@ -115,6 +118,7 @@ impl<
             udp_rx: [0; RX],
             udp_tx_meta: heapless::Vec::new(),
             udp_tx: [0; TX],
+            held: [Connection::NONE; SOCKETS],
         }
     }
 }

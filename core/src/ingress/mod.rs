@@ -1,0 +1,42 @@
+//! Every incoming frame, at the device level, before smoltcp takes it in.
+//!
+//! smoltcp hands an incoming segment to the first socket in the set that
+//! accepts it, and keeps no state of its own between a socket and the wire.
+//! What the server must know or decide about a segment before any socket
+//! sees it happens here: [`Ingress`] wraps the caller's `phy::Device` for
+//! one batch of frames, parses each incoming frame that carries a TCP
+//! segment ([`Segment`]) and shows it to a [`Filter`], which passes it on or
+//! drops it.
+//!
+//! - [`device`](Ingress): the wrapper, a `phy::Device` itself;
+//! - [`Segment`]: the few fields of a TCP segment a filter looks at;
+//! - [`HeldConnections`]: the one filter today, which keeps repeated SYNs
+//!   of connections a socket already holds away from the listeners.
+//!
+//! A filter owns its state, in memory the caller lends it, and the server
+//! refreshes that state from its sockets before each batch. More
+//! device-level work (another filter, more fields per segment) fits in
+//! without changing the wrapper.
+
+mod device;
+mod held;
+mod segment;
+
+pub(crate) use device::Ingress;
+pub(crate) use held::HeldConnections;
+pub(crate) use segment::{Connection, Segment};
+
+/// What becomes of an incoming TCP segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// smoltcp takes it in.
+    Pass,
+    /// smoltcp never sees it.
+    Drop,
+}
+
+/// Looks at each incoming TCP segment before smoltcp does.
+pub(crate) trait Filter {
+    /// Decides the fate of `segment`, and notes what it needs to.
+    fn inspect(&mut self, segment: &Segment) -> Verdict;
+}
