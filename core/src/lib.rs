@@ -14,6 +14,9 @@
 //! - [`server`]: the thin smoltcp glue, all memory handed in by the caller;
 //! - [`client`]: a non-blocking (`nb`) line client for tests and boards.
 #![cfg_attr(not(test), no_std)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
 // Lint policy: `[workspace.lints]` in the top-level Cargo.toml (no `unsafe`,
 // every public item documented, curated clippy lints).
 
@@ -30,5 +33,7 @@ pub mod session;
 pub use reply::ErrorCode;
 pub use reverse::Mode;
 
-pub use server::{Counters, Server, ServerConfig, ServerResources};
+#[cfg(feature = "alloc")]
+pub use server::HeapResources;
+pub use server::{Capacity, Counters, Server, ServerConfig, ServerResources, StaticResources};
 pub use session::{Progress, Session, SessionConfig, SessionStats};

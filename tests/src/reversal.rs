@@ -24,7 +24,7 @@
 //! them with CR LF, then half-closes.
 //!
 //! ```
-//! use reversal_core::{ServerConfig, ServerResources};
+//! use reversal_core::{Capacity, HeapResources, ServerConfig};
 //! use reversal_sim::reversal::{ClientParty, Script, ServerParty};
 //! use reversal_sim::{Host, PortConfig, Sim};
 //! use smoltcp::time::Duration;
@@ -32,8 +32,8 @@
 //!
 //! let mut sim = Sim::new(1);
 //! // The server borrows its memory for as long as it lives: leak it.
-//! let resources: &'static mut ServerResources<'static, 2, 4, 1024, 1024, 128> =
-//!     Box::leak(Box::default());
+//! let capacity = Capacity::new(2, 1024, 128).with_busy_sockets(1);
+//! let resources = Box::leak(Box::new(HeapResources::new(capacity)));
 //! let server_address = IpCidr::new(IpAddress::v4(10, 0, 0, 1), 24);
 //! let server = ServerParty::new(
 //!     sim.attach(PortConfig::default()),
@@ -93,29 +93,29 @@ const MAX_CLIENT_ROUNDS: usize = 64;
 /// The reversal [`Server`] on a [`Port`] of its own, as a [`Party`].
 ///
 /// See the [module example](self).
-pub struct ServerParty<const SESSIONS: usize, const LINE: usize> {
-    server: Server<'static, SESSIONS, LINE>,
+pub struct ServerParty {
+    server: Server<'static>,
     iface: Interface,
     port: Port,
 }
 
-impl<const SESSIONS: usize, const LINE: usize> ServerParty<SESSIONS, LINE> {
+impl ServerParty {
     /// A server with `config` on `port`, at `address`, its interface created
     /// at `now` from [`Port::interface_config`].
     ///
     /// The resources are borrowed for the server's whole life; in a test,
-    /// `Box::leak(Box::default())` gives them that life. Keep them moderate
-    /// in debug builds, where the value passes over the stack.
+    /// `Box::leak(Box::new(HeapResources::new(capacity)))` gives them that
+    /// life.
     ///
     /// # Errors
     ///
     /// When `config` does not fit the resources, as [`Server::new`].
-    pub fn new<const SOCKETS: usize, const RX: usize, const TX: usize>(
+    pub fn new(
         mut port: Port,
         address: IpCidr,
         now: Instant,
         config: ServerConfig,
-        resources: &'static mut ServerResources<'static, SESSIONS, SOCKETS, RX, TX, LINE>,
+        resources: impl Into<ServerResources<'static>>,
     ) -> Result<Self, ConfigError> {
         let server = Server::new(config, resources)?;
         let mut iface = Interface::new(port.interface_config(), &mut port, now);
@@ -132,12 +132,12 @@ impl<const SESSIONS: usize, const LINE: usize> ServerParty<SESSIONS, LINE> {
     }
 
     /// The server.
-    pub fn server(&self) -> &Server<'static, SESSIONS, LINE> {
+    pub fn server(&self) -> &Server<'static> {
         &self.server
     }
 
     /// The server, e.g. to shut it down.
-    pub fn server_mut(&mut self) -> &mut Server<'static, SESSIONS, LINE> {
+    pub fn server_mut(&mut self) -> &mut Server<'static> {
         &mut self.server
     }
 
@@ -153,13 +153,13 @@ impl<const SESSIONS: usize, const LINE: usize> ServerParty<SESSIONS, LINE> {
     }
 }
 
-impl<const SESSIONS: usize, const LINE: usize> Party for ServerParty<SESSIONS, LINE> {
+impl Party for ServerParty {
     fn poll(&mut self, now: Instant) -> Option<Instant> {
         self.server.poll(now, &mut self.iface, &mut self.port)
     }
 }
 
-impl<const SESSIONS: usize, const LINE: usize> fmt::Debug for ServerParty<SESSIONS, LINE> {
+impl fmt::Debug for ServerParty {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerParty")
             .field("server", &self.server)
@@ -653,13 +653,13 @@ pub struct Talk {
 /// server counted.
 ///
 /// ```
-/// use reversal_core::{ServerConfig, ServerResources};
+/// use reversal_core::{Capacity, HeapResources, ServerConfig};
 /// use reversal_sim::reversal::{Network, Script};
 /// use smoltcp::time::Duration;
 ///
 /// // The server borrows its memory for as long as it lives: leak it.
-/// let resources: &'static mut ServerResources<'static, 2, 4, 1024, 1024, 128> =
-///     Box::leak(Box::default());
+/// let capacity = Capacity::new(2, 1024, 128).with_busy_sockets(1);
+/// let resources = Box::leak(Box::new(HeapResources::new(capacity)));
 /// let mut net = Network::new(0, ServerConfig::new(2, 128), resources).unwrap();
 ///
 /// let closing = net.talk(Script::new().send_line("hello").close());
@@ -673,30 +673,31 @@ pub struct Talk {
 /// assert!(!conversation.is_ended());
 /// assert_eq!(net.sim[net.server()].counters().lines, 2);
 /// ```
-pub struct Network<const SESSIONS: usize, const LINE: usize> {
+pub struct Network {
     /// The simulation: run it, reach its parties, read or change its
     /// segment.
     pub sim: Sim,
-    server: PartyId<ServerParty<SESSIONS, LINE>>,
+    server: PartyId<ServerParty>,
     /// The last octet of the latest address handed out.
     last_octet: u8,
     _capture: FailureCapture,
 }
 
-impl<const SESSIONS: usize, const LINE: usize> Network<SESSIONS, LINE> {
+impl Network {
     /// A segment with faults drawn from `seed` and a server with `config`
     /// on it, at virtual time zero; no client yet.
     ///
     /// The resources are borrowed for the server's whole life; in a test,
-    /// `Box::leak(Box::default())` gives them that life.
+    /// `Box::leak(Box::new(HeapResources::new(capacity)))` gives them that
+    /// life.
     ///
     /// # Errors
     ///
     /// When `config` does not fit the resources, as [`Server::new`].
-    pub fn new<const SOCKETS: usize, const RX: usize, const TX: usize>(
+    pub fn new(
         seed: u64,
         config: ServerConfig,
-        resources: &'static mut ServerResources<'static, SESSIONS, SOCKETS, RX, TX, LINE>,
+        resources: impl Into<ServerResources<'static>>,
     ) -> Result<Self, ConfigError> {
         let mut sim = Sim::new(seed);
         let thread = std::thread::current();
@@ -727,7 +728,7 @@ impl<const SESSIONS: usize, const LINE: usize> Network<SESSIONS, LINE> {
     }
 
     /// The server party: `net.sim[net.server()]`.
-    pub fn server(&self) -> PartyId<ServerParty<SESSIONS, LINE>> {
+    pub fn server(&self) -> PartyId<ServerParty> {
         self.server
     }
 
@@ -863,7 +864,7 @@ impl<const SESSIONS: usize, const LINE: usize> Network<SESSIONS, LINE> {
     }
 }
 
-impl<const SESSIONS: usize, const LINE: usize> fmt::Debug for Network<SESSIONS, LINE> {
+impl fmt::Debug for Network {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Network")
             .field("sim", &self.sim)
@@ -886,6 +887,7 @@ mod tests {
     use crate::segment::PortConfig;
     use crate::sim::{PartyId, Sim};
     use reversal_core::client::ConnectError;
+    use reversal_core::{Capacity, HeapResources};
     use smoltcp::wire::IpAddress;
 
     const SERVER: IpAddress = IpAddress::v4(10, 0, 0, 1);
@@ -894,12 +896,17 @@ mod tests {
         IpCidr::new(IpAddress::v4(10, 0, 0, last_octet), 24)
     }
 
+    /// Memory for two sessions and one busy socket.
+    fn small_resources() -> &'static mut HeapResources<'static> {
+        let capacity = Capacity::new(2, 512, 64).with_busy_sockets(1);
+        Box::leak(Box::new(HeapResources::new(capacity)))
+    }
+
     /// A server with two sessions and a client party with one
     /// conversation to `port` following `script`.
     fn talk(port: u16, script: Script) -> (Sim, PartyId<ClientParty>, ConversationId) {
         let mut sim = Sim::new(0);
-        let resources: &'static mut ServerResources<'static, 2, 4, 512, 512, 64> =
-            Box::leak(Box::default());
+        let resources = small_resources();
         let server = ServerParty::new(
             sim.attach(PortConfig::default()),
             cidr(1),
@@ -918,8 +925,7 @@ mod tests {
 
     #[test]
     fn network_clients_get_the_addresses_after_the_server_in_order() {
-        let resources: &'static mut ServerResources<'static, 2, 4, 512, 512, 64> =
-            Box::leak(Box::default());
+        let resources = small_resources();
         let mut net = Network::new(0, ServerConfig::new(2, 64), resources).unwrap();
         assert_eq!(net.last_host_address(), None);
         let (_, first) = net.attach();

@@ -12,7 +12,7 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use reversal_core::reverse::reverse;
-use reversal_core::{Counters, Mode, ServerConfig, ServerResources};
+use reversal_core::{Capacity, Counters, HeapResources, Mode, ServerConfig};
 use reversal_sim::reversal::{ClientParty, ConversationId, Script, ServerParty};
 use reversal_sim::{Faults, Host, PartyId, PortConfig, Sim, Stats, seed_sweep};
 use smoltcp::time::{Duration, Instant};
@@ -239,30 +239,21 @@ struct Outcome {
 /// Every conversation of `shape` at once, one per server session, over
 /// client links that are rough both ways; checks every reply and the
 /// server's counters. A failure leaves a pcap in `target/sim-failures/`.
-fn rough_conversations<const SESSIONS: usize, const SOCKETS: usize>(
-    seed: u64,
-    shape: Shape,
-) -> Outcome {
+fn rough_conversations(seed: u64, shape: Shape) -> Outcome {
     init_log();
-    assert_eq!(shape.conversations(), SESSIONS);
+    let sessions = shape.conversations();
     let mut sim = Sim::new(seed);
     let _pcap = sim.segment().capture_on_failure(&format!(
         "rough-{}x{}x{}",
         shape.hosts, shape.conversations_per_host, shape.lines
     ));
-    let resources: &'static mut ServerResources<
-        'static,
-        SESSIONS,
-        SOCKETS,
-        SERVER_BUFFER,
-        SERVER_BUFFER,
-        MAX_LINE,
-    > = Box::leak(Box::default());
+    let capacity = Capacity::new(sessions, SERVER_BUFFER, MAX_LINE).with_busy_sockets(1);
+    let resources = Box::leak(Box::new(HeapResources::new(capacity)));
     let server = ServerParty::new(
         sim.attach(PortConfig::default()),
         IpCidr::new(SERVER, 16),
         sim.now(),
-        ServerConfig::new(SESSIONS, MAX_LINE),
+        ServerConfig::new(sessions, MAX_LINE),
         resources,
     )
     .unwrap();
@@ -347,7 +338,7 @@ fn sixty_four_sessions_over_rough_links_get_every_reply_exactly() {
         conversations_per_host: 8,
         lines: 100,
     };
-    let outcome = rough_conversations::<64, 66>(1, shape);
+    let outcome = rough_conversations(1, shape);
     let stats = outcome.stats;
     // The faults really happened, or this proves nothing.
     assert!(
@@ -371,8 +362,8 @@ const SMALL: Shape = Shape {
 
 #[test]
 fn the_same_seed_gives_the_same_packet_trace() {
-    let first = rough_conversations::<8, 10>(7, SMALL);
-    let second = rough_conversations::<8, 10>(7, SMALL);
+    let first = rough_conversations(7, SMALL);
+    let second = rough_conversations(7, SMALL);
     assert_eq!(first, second);
 }
 
@@ -380,6 +371,6 @@ fn the_same_seed_gives_the_same_packet_trace() {
 fn lossy_conversations_over_many_seeds() {
     let seeds = if cfg!(debug_assertions) { 50 } else { 200 };
     seed_sweep!(seeds, |seed| {
-        rough_conversations::<8, 10>(seed, SMALL);
+        rough_conversations(seed, SMALL);
     });
 }

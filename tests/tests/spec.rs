@@ -4,7 +4,7 @@
 
 use std::time::Instant as WallClock;
 
-use reversal_core::{Mode, ServerConfig, ServerResources, SessionConfig};
+use reversal_core::{Capacity, HeapResources, Mode, ServerConfig, SessionConfig};
 use reversal_sim::reversal::{Network, Script, Talk};
 use reversal_sim::{Direction, Faults, Host, Party, PartyId, Segment};
 use smoltcp::iface::SocketHandle;
@@ -19,8 +19,9 @@ const MAX_LINE: usize = 64;
 const REPLY_LIMIT: Duration = Duration::from_secs(30);
 const END_LIMIT: Duration = Duration::from_secs(600);
 
-type Resources = ServerResources<'static, SESSIONS, { SESSIONS + 2 }, 1024, 1024, MAX_LINE>;
-type Net = Network<SESSIONS, MAX_LINE>;
+/// The server's memory: 1 KiB socket buffers and one busy socket.
+const CAPACITY: Capacity = Capacity::new(SESSIONS, 1024, MAX_LINE).with_busy_sockets(1);
+type Net = Network;
 
 fn init_log() {
     let _ = env_logger::builder().is_test(true).try_init();
@@ -40,7 +41,7 @@ fn with_session(session: SessionConfig) -> ServerConfig {
 /// The server with `config`, and no client yet.
 fn network(config: ServerConfig) -> Net {
     init_log();
-    let resources: &'static mut Resources = Box::leak(Box::default());
+    let resources = Box::leak(Box::new(HeapResources::new(CAPACITY)));
     Net::new(0, config, resources).unwrap()
 }
 

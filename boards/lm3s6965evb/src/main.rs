@@ -15,7 +15,7 @@ mod stellaris_enet;
 
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use defmt_semihosting as _;
-use reversal_core::{Server, ServerConfig, ServerResources};
+use reversal_core::{Server, ServerConfig, StaticResources};
 use smoltcp::iface::{Config, Interface};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpCidr, Ipv4Address};
@@ -48,11 +48,10 @@ defmt::timestamp!("{=u64:ms}", clock::now_millis());
 fn main() -> ! {
     static mut FRAMES: FrameBuffers = FrameBuffers::new();
     // A plain static, so it is never built on the stack (a run-time
-    // construction peaked at 25 KiB of stack). Its initial value has a few
-    // non-zero bytes (smoltcp's empty socket and packet slots), which puts
-    // all of it in `.data`: flash holds a copy.
-    static mut RESOURCES: ServerResources<'static, SESSIONS, SOCKETS, RX_LEN, TX_LEN, MAX_LINE> =
-        ServerResources::new();
+    // construction peaked at 25 KiB of stack). Its initial value is all
+    // zero bytes, so it lands in `.bss`: no copy in flash.
+    static mut RESOURCES: StaticResources<'static, SESSIONS, SOCKETS, RX_LEN, TX_LEN, MAX_LINE> =
+        StaticResources::new();
 
     let core = defmt::unwrap!(cortex_m::Peripherals::take());
     clock::start(core.SYST);

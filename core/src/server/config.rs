@@ -21,7 +21,7 @@ pub struct ServerConfig {
     pub port: u16,
     /// UDP port (default: the TCP port); `None` switches UDP off.
     pub udp_port: Option<u16>,
-    /// Concurrent sessions served; at most the resources' `SESSIONS`.
+    /// Concurrent sessions served; at most the resources' `sessions`.
     pub sessions: usize,
     /// Behaviour of every session.
     pub session: SessionConfig,
@@ -78,13 +78,18 @@ pub enum ConfigError {
         /// The most sessions these resources can serve.
         max: usize,
     },
+    /// The resources have no busy socket, or more than the server uses.
+    BusySockets {
+        /// The most busy sockets a server uses.
+        max: usize,
+    },
     /// The session configuration does not fit the line buffer.
     Session(session::ConfigError),
     /// The send buffer cannot hold the largest reply.
     SendBuffer {
         /// Bytes the largest reply needs.
         needed: usize,
-        /// The send buffer size (`TX`).
+        /// The send buffer size (the resources' `tx_buffer`).
         capacity: usize,
     },
 }
@@ -94,6 +99,7 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::Port => f.write_str("port 0 is not a port a client can reach"),
             ConfigError::Sessions { max } => write!(f, "sessions must be 1 to {max}"),
+            ConfigError::BusySockets { max } => write!(f, "busy sockets must be 1 to {max}"),
             ConfigError::Session(e) => e.fmt(f),
             ConfigError::SendBuffer { needed, capacity } => write!(
                 f,

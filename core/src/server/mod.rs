@@ -1,83 +1,98 @@
-//! The smoltcp glue: session sockets, busy sockets and a UDP socket.
+//! The server: smoltcp sockets driven by the sessions, in one poll loop.
 //!
-//! All memory comes from a [`ServerResources`] the caller owns (usually a
-//! `static`); nothing is allocated and nothing grows. The server owns its
-//! `SocketSet`; the caller owns the `Interface` and the `Device` and hands
-//! them to [`Server::poll`], which moves bytes and returns when it next needs
-//! to run, so a host sleeps on that deadline and a board on a timer.
+//! All memory comes from [resources](ServerResources) the caller lends
+//! (a `static` on a board, the heap on a host), sized at run time; nothing
+//! is allocated and nothing grows. The server owns its `SocketSet`; the
+//! caller owns the `Interface` and the `Device` and hands them to
+//! [`Server::poll`], which moves bytes and returns when it next needs to
+//! run, so a host sleeps on that deadline and a board on a timer.
+//!
+//! One file per job: [`config`](ServerConfig) and its errors, the
+//! [counters](Counters), the [resources](ServerResources), the session
+//! sockets and their phases (`tcp`), the busy sockets (`busy`), UDP
+//! (`udp`), taking frames in through the ingress filters (`receive`); this
+//! file is the poll loop that runs them in turn.
 
 mod busy;
 mod config;
+mod context;
 mod counters;
-mod guard;
+mod deferred;
+mod receive;
 mod resources;
+mod socket;
 mod tcp;
 mod udp;
 
 use core::fmt;
 
-use smoltcp::iface::{Interface, PollResult, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::iface::{Interface, PollResult, SocketSet};
 use smoltcp::phy::Device;
 use smoltcp::socket::tcp::{Socket as TcpSocket, State as TcpState};
-use smoltcp::socket::udp::{PacketBuffer, PacketMetadata, Socket as UdpSocket};
+use smoltcp::socket::udp::PacketBuffer;
 use smoltcp::time::{Duration, Instant};
 
-use crate::fmt::{net_info, net_warn};
+use crate::fmt::net_info;
 use crate::ingress::HeldConnections;
 
 pub use busy::BUSY_SOCKETS;
 pub use config::{ConfigError, DEFAULT_PORT, ServerConfig};
 pub use counters::{Counters, ErrorCounts};
-pub use resources::ServerResources;
+#[cfg(feature = "alloc")]
+pub use resources::HeapResources;
+pub use resources::{Capacity, ServerResources, StaticResources};
 pub use udp::UDP_PACKETS;
 
-use busy::{BUSY_LINGER, Busy, BusyPhase};
-use resources::fill;
-use tcp::{Phase, Slot, closing_limit, relisten, tcp_socket};
+use busy::{BUSY_RX, BUSY_TX, BusySockets};
+use context::Context;
+use receive::receive;
+use resources::{Buffers, pieces};
+use tcp::Sessions;
+use udp::Udp;
 
 /// Rounds of receive/answer/transmit in one [`Server::poll`] before it yields.
 const MAX_ROUNDS: usize = 16;
-/// Frames taken in per round, so a flood cannot keep the answers waiting.
-const MAX_INGRESS: usize = 64;
 
 /// The reversal server over smoltcp sockets.
 ///
 /// ```
-/// use reversal_core::{Server, ServerConfig, ServerResources};
+/// use reversal_core::{Server, ServerConfig, StaticResources};
 /// use smoltcp::iface::{Config, Interface};
 /// use smoltcp::phy::{Loopback, Medium};
 /// use smoltcp::time::Instant;
-/// use smoltcp::wire::{IpAddress, IpCidr};
+/// use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 ///
 /// let mut device = Loopback::new(Medium::Ip);
-/// let mut iface = Interface::new(Config::new(smoltcp::wire::HardwareAddress::Ip), &mut device, Instant::ZERO);
+/// let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::ZERO);
 /// iface.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).unwrap());
 ///
-/// let mut resources = ServerResources::<'_, 2, 4, 512, 512, 256>::new();
+/// let mut resources = StaticResources::<'_, 2, 4, 512, 512, 256>::new();
 /// let mut server = Server::new(ServerConfig::new(2, 256), &mut resources).unwrap();
 /// let next = server.poll(Instant::ZERO, &mut iface, &mut device);
 /// assert_eq!(server.counters().connections, 0);
 /// assert!(next.is_none(), "an idle server has no deadline");
 /// ```
-pub struct Server<'a, const SESSIONS: usize, const LINE: usize> {
+pub struct Server<'a> {
     config: ServerConfig,
+    capacity: Capacity,
     sockets: SocketSet<'a>,
-    handles: heapless::Vec<SocketHandle, SESSIONS>,
-    slots: &'a mut [Slot<LINE>; SESSIONS],
+    sessions: Sessions<'a>,
+    busy: BusySockets,
+    udp: Option<Udp>,
+    /// As large as a session's send buffer: replies are built here.
     scratch: &'a mut [u8],
-    busy: heapless::Vec<Busy, BUSY_SOCKETS>,
-    udp: Option<SocketHandle>,
+    /// Connections the sockets hold, refreshed before each batch of frames.
+    held: HeldConnections<'a>,
     /// Counters of finished sessions plus server-level events.
     totals: Counters,
-    /// Connections the sockets hold, refreshed before each interface poll.
-    held: HeldConnections<'a>,
     shutting_down: bool,
 }
 
-impl<const SESSIONS: usize, const LINE: usize> fmt::Debug for Server<'_, SESSIONS, LINE> {
+impl fmt::Debug for Server<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
             .field("config", &self.config)
+            .field("capacity", &self.capacity)
             .field("active_sessions", &self.active_sessions())
             .field("counters", &self.counters())
             .field("shutting_down", &self.shutting_down)
@@ -86,7 +101,7 @@ impl<const SESSIONS: usize, const LINE: usize> fmt::Debug for Server<'_, SESSION
 }
 
 #[cfg(feature = "defmt")]
-impl<const SESSIONS: usize, const LINE: usize> defmt::Format for Server<'_, SESSIONS, LINE> {
+impl defmt::Format for Server<'_> {
     fn format(&self, f: defmt::Formatter) {
         defmt::write!(
             f,
@@ -98,93 +113,60 @@ impl<const SESSIONS: usize, const LINE: usize> defmt::Format for Server<'_, SESS
     }
 }
 
-impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
-    /// Builds the sockets in `resources` and starts listening.
+impl<'a> Server<'a> {
+    /// Builds the sockets and sessions in `resources` and starts listening.
     ///
     /// ```
-    /// use reversal_core::{server::ConfigError, Server, ServerConfig, ServerResources};
+    /// use reversal_core::{server::ConfigError, Server, ServerConfig, StaticResources};
     ///
-    /// let mut resources = ServerResources::<'_, 2, 4, 256, 256, 128>::new();
+    /// let mut resources = StaticResources::<'_, 2, 4, 256, 256, 128>::new();
     /// // Three sessions do not fit resources made for two.
     /// let err = Server::new(ServerConfig::new(3, 128), &mut resources).unwrap_err();
     /// assert_eq!(err, ConfigError::Sessions { max: 2 });
     /// ```
-    pub fn new<const SOCKETS: usize, const RX: usize, const TX: usize>(
+    ///
+    /// # Errors
+    ///
+    /// The configuration does not fit the resources' [`Capacity`], or a
+    /// port is 0.
+    pub fn new(
         config: ServerConfig,
-        resources: &'a mut ServerResources<'a, SESSIONS, SOCKETS, RX, TX, LINE>,
+        resources: impl Into<ServerResources<'a>>,
     ) -> Result<Self, ConfigError> {
-        let max_sessions = SESSIONS.min(SOCKETS.saturating_sub(2));
-        if config.sessions == 0 || config.sessions > max_sessions {
-            return Err(ConfigError::Sessions { max: max_sessions });
-        }
-        if config.port == 0 || config.udp_port == Some(0) {
-            return Err(ConfigError::Port);
-        }
-        config.session.check(LINE)?;
-        let needed = config.session.max_reply_len();
-        if TX < needed {
-            return Err(ConfigError::SendBuffer {
-                needed,
-                capacity: TX,
-            });
-        }
-
         let ServerResources {
+            capacity,
             sockets,
+            slots,
+            held,
+            udp_rx_meta,
+            udp_tx_meta,
+            buffers,
+        } = resources.into();
+        check(&config, &capacity)?;
+        let Buffers {
             session_rx,
             session_tx,
-            slots,
+            lines,
             scratch,
+            udp_rx,
+            udp_tx,
             busy_rx,
             busy_tx,
-            udp_rx_meta,
-            udp_rx,
-            udp_tx_meta,
-            udp_tx,
-            held,
-        } = resources;
-        fill(udp_rx_meta, || PacketMetadata::EMPTY);
-        fill(udp_tx_meta, || PacketMetadata::EMPTY);
-        let sockets = sockets.insert([SocketStorage::EMPTY; SOCKETS]);
-        let mut set = SocketSet::new(&mut sockets[..]);
-        let mut handles = heapless::Vec::new();
+        } = buffers;
+        let mut set = SocketSet::new(sockets);
         // Session sockets first: smoltcp hands a SYN to the first listening
-        // socket in the set, so the busy socket only gets it when all are taken.
-        for (rx, tx) in session_rx
-            .iter_mut()
-            .zip(session_tx.iter_mut())
-            .take(config.sessions)
-        {
-            let mut socket = tcp_socket(rx, tx);
-            relisten(&mut socket, &config);
-            // Cannot fail: config.sessions <= SESSIONS.
-            let _ = handles.push(set.add(socket));
-        }
-        for slot in slots.iter_mut() {
-            *slot = Slot::new();
-            slot.session.set_config(config.session)?;
-        }
-        let free_slots = SOCKETS - config.sessions - usize::from(config.udp_port.is_some());
-        let mut busy = heapless::Vec::new();
-        for (rx, tx) in busy_rx.iter_mut().zip(busy_tx.iter_mut()).take(free_slots) {
-            let mut socket = tcp_socket(rx, tx);
-            relisten(&mut socket, &config);
-            let handle = set.add(socket);
-            // Cannot fail: at most BUSY_SOCKETS pairs of buffers.
-            let _ = busy.push(Busy {
-                handle,
-                phase: BusyPhase::Listening,
-            });
-        }
+        // socket in the set, so a busy socket only gets it when all are taken.
+        let session_buffers = pieces(session_rx, capacity.rx_buffer)
+            .zip(pieces(session_tx, capacity.tx_buffer))
+            .zip(pieces(lines, capacity.line_buffer))
+            .map(|((rx, tx), line)| (rx, tx, line));
+        let sessions = Sessions::new(slots, session_buffers, &mut set, &config)?;
+        let busy_buffers = pieces(busy_rx, BUSY_RX).zip(pieces(busy_tx, BUSY_TX));
+        let busy = BusySockets::new(busy_buffers.take(capacity.busy_sockets), &mut set, &config);
         let udp = config.udp_port.map(|port| {
-            let mut socket = UdpSocket::new(
-                PacketBuffer::new(&mut udp_rx_meta[..], &mut udp_rx[..]),
-                PacketBuffer::new(&mut udp_tx_meta[..], &mut udp_tx[..]),
-            );
-            if socket.bind(port).is_err() {
-                net_warn!("cannot bind UDP port {}", port);
-            }
-            set.add(socket)
+            let rx = PacketBuffer::new(udp_rx_meta, udp_rx);
+            let tx = PacketBuffer::new(udp_tx_meta, udp_tx);
+            Udp::bind(port, rx, tx, &mut set)
         });
         net_info!(
             "listening on TCP port {} with {} sessions, lines up to {} bytes, mode {}",
@@ -195,14 +177,14 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
         );
         Ok(Server {
             config,
+            capacity,
             sockets: set,
-            handles,
-            slots,
-            scratch: &mut scratch[..],
+            sessions,
             busy,
             udp,
+            scratch,
+            held: HeldConnections::new(held),
             totals: Counters::default(),
-            held: HeldConnections::new(&mut held[..]),
             shutting_down: false,
         })
     }
@@ -210,13 +192,25 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
     /// The configuration in force.
     ///
     /// ```
-    /// # use reversal_core::{Server, ServerConfig, ServerResources};
-    /// # let mut resources = ServerResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// # use reversal_core::{Server, ServerConfig, StaticResources};
+    /// # let mut resources = StaticResources::<'_, 1, 3, 128, 128, 64>::new();
     /// let server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
     /// assert_eq!(server.config().sessions, 1);
     /// ```
     pub const fn config(&self) -> &ServerConfig {
         &self.config
+    }
+
+    /// The capacity of the resources the server runs in.
+    ///
+    /// ```
+    /// # use reversal_core::{Server, ServerConfig, StaticResources};
+    /// # let mut resources = StaticResources::<'_, 2, 4, 128, 128, 64>::new();
+    /// let server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
+    /// assert_eq!((server.config().sessions, server.capacity().sessions), (1, 2));
+    /// ```
+    pub const fn capacity(&self) -> Capacity {
+        self.capacity
     }
 
     /// Receives, answers and transmits until nothing more moves now, then
@@ -231,7 +225,15 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
         device: &mut D,
     ) -> Option<Instant> {
         for _ in 0..MAX_ROUNDS {
-            let more_waiting = self.receive(now, iface, device);
+            let tcp_sockets = self.sessions.handles().chain(self.busy.handles());
+            let more_waiting = receive(
+                now,
+                iface,
+                device,
+                &mut self.sockets,
+                tcp_sockets,
+                &mut self.held,
+            );
             // Answer before transmitting, so the ACK of a line rides on its
             // reply: one frame per request instead of two.
             let moved = self.service(now);
@@ -247,11 +249,11 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
     /// Like [`poll`](Self::poll), but returns how long the caller may sleep.
     ///
     /// ```
-    /// # use reversal_core::{Server, ServerConfig, ServerResources};
+    /// # use reversal_core::{Server, ServerConfig, StaticResources};
     /// # use smoltcp::{iface::{Config, Interface}, phy::{Loopback, Medium}, time::Instant, wire::HardwareAddress};
     /// # let mut device = Loopback::new(Medium::Ip);
     /// # let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::ZERO);
-    /// # let mut resources = ServerResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// # let mut resources = StaticResources::<'_, 1, 3, 128, 128, 64>::new();
     /// let mut server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
     /// assert_eq!(server.poll_delay(Instant::ZERO, &mut iface, &mut device), None);
     /// ```
@@ -270,8 +272,8 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
     /// with FIN. Keep polling until [`is_shut_down`](Self::is_shut_down).
     ///
     /// ```
-    /// # use reversal_core::{Server, ServerConfig, ServerResources};
-    /// # let mut resources = ServerResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// # use reversal_core::{Server, ServerConfig, StaticResources};
+    /// # let mut resources = StaticResources::<'_, 1, 3, 128, 128, 64>::new();
     /// let mut server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
     /// server.shutdown();
     /// assert!(server.is_shut_down());
@@ -282,22 +284,10 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
         }
         self.shutting_down = true;
         net_info!("shutting down: no new connections");
-        for (slot, &handle) in self.slots.iter_mut().zip(self.handles.iter()) {
-            let socket = self.sockets.get_mut::<TcpSocket>(handle);
-            // A connection established but not yet seen by `service` is a
-            // session and is served; a half-done handshake is refused.
-            let connected = matches!(socket.state(), TcpState::Established | TcpState::CloseWait);
-            if slot.phase == Phase::Listening && !connected {
-                socket.abort();
-            }
-        }
-        for busy in &self.busy {
-            if busy.phase == BusyPhase::Listening {
-                self.sockets.get_mut::<TcpSocket>(busy.handle).abort();
-            }
-        }
-        if let Some(udp) = self.udp {
-            self.sockets.get_mut::<UdpSocket>(udp).close();
+        self.sessions.shutdown(&mut self.sockets);
+        self.busy.shutdown(&mut self.sockets);
+        if let Some(udp) = &self.udp {
+            udp.close(&mut self.sockets);
         }
     }
 
@@ -307,23 +297,22 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
     pub fn is_shut_down(&self) -> bool {
         self.shutting_down
             && self
-                .handles
-                .iter()
-                .copied()
-                .chain(self.busy.iter().map(|busy| busy.handle))
+                .sessions
+                .handles()
+                .chain(self.busy.handles())
                 .all(|h| self.sockets.get::<TcpSocket>(h).state() == TcpState::Closed)
     }
 
     /// Sessions open now.
     ///
     /// ```
-    /// # use reversal_core::{Server, ServerConfig, ServerResources};
-    /// # let mut resources = ServerResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// # use reversal_core::{Server, ServerConfig, StaticResources};
+    /// # let mut resources = StaticResources::<'_, 1, 3, 128, 128, 64>::new();
     /// let server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
     /// assert_eq!(server.active_sessions(), 0);
     /// ```
     pub fn active_sessions(&self) -> usize {
-        self.open_slots().count()
+        self.sessions.open().count()
     }
 
     /// Everything done so far, open sessions included.
@@ -331,60 +320,70 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
     /// See the [`Server`] example.
     pub fn counters(&self) -> Counters {
         let mut counters = self.totals;
-        for slot in self.open_slots() {
-            counters.add_session(&slot.session.stats());
+        for session in self.sessions.open() {
+            counters.add_session(&session.stats());
         }
         counters
     }
 
-    fn open_slots(&self) -> impl Iterator<Item = &Slot<LINE>> {
-        self.slots[..self.handles.len()]
-            .iter()
-            .filter(|slot| slot.phase != Phase::Listening)
-    }
-
     fn next_deadline(&mut self, now: Instant, iface: &mut Interface) -> Option<Instant> {
-        let sessions = self.slots[..self.handles.len()]
-            .iter()
-            .map(|slot| match slot.phase {
-                Phase::Listening => None,
-                Phase::Active => slot.session.deadline(),
-                Phase::Closing {
-                    since,
-                    reason,
-                    fin_sent,
-                } => closing_limit(&self.config, reason, fin_sent).map(|limit| since + limit),
-            });
-        let busy = self.busy.iter().map(|busy| match busy.phase {
-            BusyPhase::Listening => None,
-            BusyPhase::Closing { since } => Some(since + BUSY_LINGER),
-        });
-        sessions
-            .chain(busy)
-            .chain([iface.poll_at(now, &self.sockets)])
-            .flatten()
-            .min()
+        [
+            self.sessions.deadline(&self.config),
+            self.busy.deadline(),
+            iface.poll_at(now, &self.sockets),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
-    /// Moves bytes between sockets and sessions; true if anything changed.
+    /// Moves bytes between sockets and sessions, rejects with `ERR busy` and
+    /// answers datagrams; true if anything changed.
     fn service(&mut self, now: Instant) -> bool {
-        let mut moved = false;
-        for index in 0..self.handles.len() {
-            moved |= self.service_session(index, now);
+        let mut cx = Context {
+            now,
+            config: &self.config,
+            shutting_down: self.shutting_down,
+            scratch: self.scratch,
+            totals: &mut self.totals,
+        };
+        let mut moved = self.sessions.service(&mut self.sockets, &mut cx);
+        moved |= self.busy.service(&mut self.sockets, &mut cx);
+        if let Some(udp) = &self.udp {
+            moved |= udp.service(&mut self.sockets, &mut cx);
         }
-        for index in 0..self.busy.len() {
-            moved |= self.service_busy(index, now);
-        }
-        moved |= self.service_udp();
         moved
     }
+}
+
+/// Whether `config` can run in memory of `capacity`.
+fn check(config: &ServerConfig, capacity: &Capacity) -> Result<(), ConfigError> {
+    if config.sessions == 0 || config.sessions > capacity.sessions {
+        return Err(ConfigError::Sessions {
+            max: capacity.sessions,
+        });
+    }
+    if !(1..=BUSY_SOCKETS).contains(&capacity.busy_sockets) {
+        return Err(ConfigError::BusySockets { max: BUSY_SOCKETS });
+    }
+    if config.port == 0 || config.udp_port == Some(0) {
+        return Err(ConfigError::Port);
+    }
+    config.session.check(capacity.line_buffer)?;
+    let needed = config.session.max_reply_len();
+    if capacity.tx_buffer < needed {
+        return Err(ConfigError::SendBuffer {
+            needed,
+            capacity: capacity.tx_buffer,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(all(test, feature = "graphemes"))]
 mod tests {
     use super::*;
     use crate::client::{LineClient, RecvError};
-    use smoltcp::iface::SocketSet;
     use smoltcp::iface::{Config, Interface};
     use smoltcp::phy::{self, DeviceCapabilities, Medium};
     use smoltcp::socket::{tcp, udp};
@@ -468,11 +467,11 @@ mod tests {
     };
 
     /// Two sessions, UDP, and four busy sockets (7 = 2 + 1 + 4).
-    type Resources = ServerResources<'static, 2, 7, 1024, 1024, 64>;
+    type Resources = StaticResources<'static, 2, 7, 1024, 1024, 64>;
 
     /// A server and a client host on one link, in virtual time.
     struct Net {
-        server: Server<'static, 2, 64>,
+        server: Server<'static>,
         server_iface: Interface,
         server_end: End,
         client_iface: Interface,
@@ -678,8 +677,8 @@ mod tests {
 
     fn udp_exchange(net: &mut Net, payload: &[u8]) -> Option<Vec<u8>> {
         let socket = udp::Socket::new(
-            PacketBuffer::new(vec![PacketMetadata::EMPTY; 4], vec![0; 2048]),
-            PacketBuffer::new(vec![PacketMetadata::EMPTY; 4], vec![0; 2048]),
+            PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 4], vec![0; 2048]),
+            PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 4], vec![0; 2048]),
         );
         let handle = net.sockets.add(socket);
         let s = net.sockets.get_mut::<udp::Socket>(handle);
@@ -733,8 +732,8 @@ mod tests {
             Server::new(ServerConfig::new(2, 65), resources),
             Err(ConfigError::Session(_))
         ));
-        let small: &'static mut ServerResources<'static, 1, 3, 64, 32, 64> =
-            Box::leak(Box::new(ServerResources::new()));
+        let small: &'static mut StaticResources<'static, 1, 3, 64, 32, 64> =
+            Box::leak(Box::new(StaticResources::new()));
         assert_eq!(
             Server::new(ServerConfig::new(1, 64), small).err(),
             Some(ConfigError::SendBuffer {
