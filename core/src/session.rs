@@ -14,19 +14,21 @@ use crate::reverse::{Mode, ReverseError, reverse, validate_utf8};
 
 /// Behaviour of a session, shared by every session of a server.
 ///
+/// It can grow: build it with [`new`](Self::new) and the `with_*`
+/// methods (all `const`), or assign its fields.
+///
 /// ```
 /// use reversal_core::{Mode, SessionConfig};
 /// use smoltcp::time::Duration;
 ///
-/// let config = SessionConfig {
-///     mode: Mode::Chars,
-///     idle_flush: Some(Duration::from_millis(50)),
-///     ..SessionConfig::new(512)
-/// };
+/// let config = SessionConfig::new(512)
+///     .with_mode(Mode::Chars)
+///     .with_idle_flush(Some(Duration::from_millis(50)));
 /// assert_eq!(config.max_line, 512);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct SessionConfig {
     /// What a reversal keeps whole.
     pub mode: Mode,
@@ -55,6 +57,45 @@ impl SessionConfig {
             max_line,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             idle_flush: None,
+        }
+    }
+
+    /// With reversals by `mode`.
+    ///
+    /// ```
+    /// use reversal_core::{Mode, SessionConfig};
+    /// assert_eq!(SessionConfig::new(80).with_mode(Mode::Bytes).mode, Mode::Bytes);
+    /// ```
+    #[must_use]
+    pub const fn with_mode(self, mode: Mode) -> Self {
+        SessionConfig { mode, ..self }
+    }
+
+    /// With an idle timeout of `timeout` (`None`: never).
+    ///
+    /// ```
+    /// assert_eq!(reversal_core::SessionConfig::new(80).with_idle_timeout(None).idle_timeout, None);
+    /// ```
+    #[must_use]
+    pub const fn with_idle_timeout(self, timeout: Option<Duration>) -> Self {
+        SessionConfig {
+            idle_timeout: timeout,
+            ..self
+        }
+    }
+
+    /// With an idle flush after `flush` (`None`: never).
+    ///
+    /// ```
+    /// use smoltcp::time::Duration;
+    /// let flush = Some(Duration::from_millis(50));
+    /// assert_eq!(reversal_core::SessionConfig::new(80).with_idle_flush(flush).idle_flush, flush);
+    /// ```
+    #[must_use]
+    pub const fn with_idle_flush(self, flush: Option<Duration>) -> Self {
+        SessionConfig {
+            idle_flush: flush,
+            ..self
         }
     }
 
@@ -349,7 +390,7 @@ impl<'a> Session<'a> {
     /// use reversal_core::{Mode, Session, SessionConfig};
     /// let mut line = [0u8; 16];
     /// let mut session = Session::new(&mut line);
-    /// session.set_config(SessionConfig { mode: Mode::Bytes, ..SessionConfig::new(8) }).unwrap();
+    /// session.set_config(SessionConfig::new(8).with_mode(Mode::Bytes)).unwrap();
     /// assert_eq!(session.config().mode, Mode::Bytes);
     /// ```
     pub fn set_config(&mut self, config: SessionConfig) -> Result<(), ConfigError> {
@@ -517,7 +558,7 @@ impl<'a> Session<'a> {
     /// use reversal_core::{Session, SessionConfig};
     /// use smoltcp::time::{Duration, Instant};
     ///
-    /// let config = SessionConfig { idle_flush: Some(Duration::from_millis(50)), ..SessionConfig::new(64) };
+    /// let config = SessionConfig::new(64).with_idle_flush(Some(Duration::from_millis(50)));
     /// let mut line = [0u8; 64];
     /// let mut session = Session::with_config(config, &mut line).unwrap();
     /// let mut out = [0u8; 8];

@@ -391,17 +391,14 @@ impl Args {
             });
         }
 
-        let server = ServerConfig {
-            port: self.port,
-            udp_port: (!self.no_udp).then_some(self.udp_port.unwrap_or(self.port)),
-            session: SessionConfig {
-                mode: self.mode.into(),
-                max_line: self.max_line,
-                idle_timeout: self.idle_timeout.0.map(Into::into),
-                idle_flush: self.idle_flush.0.map(Into::into),
-            },
-            ..ServerConfig::new(self.sessions, self.max_line)
-        };
+        let session = SessionConfig::new(self.max_line)
+            .with_mode(self.mode.into())
+            .with_idle_timeout(self.idle_timeout.0.map(Into::into))
+            .with_idle_flush(self.idle_flush.0.map(Into::into));
+        let server = ServerConfig::new(self.sessions, self.max_line)
+            .with_port(self.port)
+            .with_udp_port((!self.no_udp).then_some(self.udp_port.unwrap_or(self.port)))
+            .with_session(session);
         Ok(Settings {
             tap: TapSettings {
                 name: self.tap.clone(),

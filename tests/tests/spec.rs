@@ -32,10 +32,7 @@ fn config() -> ServerConfig {
 }
 
 fn with_session(session: SessionConfig) -> ServerConfig {
-    ServerConfig {
-        session,
-        ..config()
-    }
+    config().with_session(session)
 }
 
 /// The server with `config`, and no client yet.
@@ -134,20 +131,18 @@ fn graphemes_stay_whole_by_default() {
 
 #[test]
 fn chars_mode_reverses_scalar_values() {
-    let mut net = network(with_session(SessionConfig {
-        mode: Mode::Chars,
-        ..SessionConfig::new(MAX_LINE)
-    }));
+    let mut net = network(with_session(
+        SessionConfig::new(MAX_LINE).with_mode(Mode::Chars),
+    ));
     let replies = net.replies_to(Script::new().send_line("e\u{301}a각").close());
     assert_eq!(replies, ["각a\u{301}e\n"]);
 }
 
 #[test]
 fn bytes_mode_reverses_any_bytes() {
-    let mut net = network(with_session(SessionConfig {
-        mode: Mode::Bytes,
-        ..SessionConfig::new(MAX_LINE)
-    }));
+    let mut net = network(with_session(
+        SessionConfig::new(MAX_LINE).with_mode(Mode::Bytes),
+    ));
     let talk = net.talk(Script::new().send(b"\xffab\x00\xe2\x82\n").close());
     let conversation = net.run_until_ended(talk, END_LIMIT);
     assert_eq!(conversation.reply_bytes(), [b"\x82\xe2\x00ba\xff\n"]);
@@ -265,10 +260,9 @@ impl Party for ByteReader {
 #[test]
 fn idle_flush_answers_a_message_without_newline_after_the_interval() {
     let flush = Duration::from_millis(300);
-    let mut net = network(with_session(SessionConfig {
-        idle_flush: Some(flush),
-        ..SessionConfig::new(MAX_LINE)
-    }));
+    let mut net = network(with_session(
+        SessionConfig::new(MAX_LINE).with_idle_flush(Some(flush)),
+    ));
     // The seed's client: a message, no newline, then wait for whatever
     // comes back. `LineClient` would wait for an LF, so read raw bytes.
     let client = ByteReader::connect(&mut net);

@@ -8,14 +8,18 @@ use crate::session::{self, SessionConfig};
 
 /// How the server listens and behaves.
 ///
+/// It can grow: build it with [`new`](Self::new) and the `with_*`
+/// methods (all `const`), or assign its fields.
+///
 /// ```
 /// use reversal_core::ServerConfig;
 ///
-/// let config = ServerConfig { port: 7, udp_port: None, ..ServerConfig::new(4, 512) };
-/// assert_eq!(config.session.max_line, 512);
+/// const CONFIG: ServerConfig = ServerConfig::new(4, 512).with_port(7).with_udp_port(None);
+/// assert_eq!((CONFIG.port, CONFIG.udp_port, CONFIG.session.max_line), (7, None, 512));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// TCP port (default 8888).
     pub port: u16,
@@ -58,6 +62,74 @@ impl ServerConfig {
             session: SessionConfig::new(max_line),
             tcp_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// With TCP on `port`; the UDP port stays as it is.
+    ///
+    /// ```
+    /// let config = reversal_core::ServerConfig::new(3, 512).with_port(7);
+    /// assert_eq!((config.port, config.udp_port), (7, Some(8888)));
+    /// ```
+    #[must_use]
+    pub const fn with_port(self, port: u16) -> Self {
+        ServerConfig { port, ..self }
+    }
+
+    /// With UDP on `port`, or (`None`) without UDP.
+    ///
+    /// ```
+    /// let config = reversal_core::ServerConfig::new(3, 512).with_udp_port(None);
+    /// assert_eq!(config.udp_port, None);
+    /// ```
+    #[must_use]
+    pub const fn with_udp_port(self, port: Option<u16>) -> Self {
+        ServerConfig {
+            udp_port: port,
+            ..self
+        }
+    }
+
+    /// With `session` for every session.
+    ///
+    /// ```
+    /// use reversal_core::{Mode, ServerConfig, SessionConfig};
+    ///
+    /// let config = ServerConfig::new(3, 512).with_session(SessionConfig::new(80).with_mode(Mode::Bytes));
+    /// assert_eq!((config.session.max_line, config.session.mode), (80, Mode::Bytes));
+    /// ```
+    #[must_use]
+    pub const fn with_session(self, session: SessionConfig) -> Self {
+        ServerConfig { session, ..self }
+    }
+
+    /// With a handshake timeout of `timeout`.
+    ///
+    /// ```
+    /// use smoltcp::time::Duration;
+    /// let config = reversal_core::ServerConfig::new(3, 512).with_tcp_timeout(Duration::from_secs(5));
+    /// assert_eq!(config.tcp_timeout, Duration::from_secs(5));
+    /// ```
+    #[must_use]
+    pub const fn with_tcp_timeout(self, timeout: Duration) -> Self {
+        ServerConfig {
+            tcp_timeout: timeout,
+            ..self
+        }
+    }
+
+    /// With a close timeout of `timeout`.
+    ///
+    /// ```
+    /// use smoltcp::time::Duration;
+    /// let config = reversal_core::ServerConfig::new(3, 512).with_close_timeout(Duration::from_secs(60));
+    /// assert_eq!(config.close_timeout, Duration::from_secs(60));
+    /// ```
+    #[must_use]
+    pub const fn with_close_timeout(self, timeout: Duration) -> Self {
+        ServerConfig {
+            close_timeout: timeout,
+            ..self
         }
     }
 }
