@@ -380,366 +380,73 @@ fn check(config: &ServerConfig, capacity: &Capacity) -> Result<(), ConfigError> 
     Ok(())
 }
 
-#[cfg(all(test, feature = "graphemes"))]
+// Whole-stack behaviour (sessions, busy sockets, UDP, shutdown) is tested
+// over the simulated network in `tests/` (reversal-sim); here only what a
+// client cannot see.
+#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::{LineClient, RecvError};
-    use smoltcp::iface::{Config, Interface};
-    use smoltcp::phy::{self, DeviceCapabilities, Medium};
-    use smoltcp::socket::{tcp, udp};
-    use smoltcp::wire::{HardwareAddress, IpCidr};
-    use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
-    use std::cell::RefCell;
-    use std::collections::VecDeque;
-    use std::rc::Rc;
-    use std::vec::Vec;
 
-    type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
+    type Resources = StaticResources<'static, 2, 4, 1024, 1024, 64>;
 
-    /// One end of a lossless point-to-point IP link.
-    struct End {
-        rx: Queue,
-        tx: Queue,
+    fn resources() -> &'static mut Resources {
+        Box::leak(Box::new(Resources::new()))
     }
 
-    fn link() -> (End, End) {
-        let (a, b) = (Queue::default(), Queue::default());
-        (
-            End {
-                rx: a.clone(),
-                tx: b.clone(),
-            },
-            End { rx: b, tx: a },
-        )
-    }
-
-    struct Rx(Vec<u8>);
-    struct Tx(Queue);
-
-    impl phy::RxToken for Rx {
-        fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-            f(&self.0)
-        }
-    }
-
-    impl phy::TxToken for Tx {
-        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-            let mut frame = vec![0; len];
-            let r = f(&mut frame);
-            self.0.borrow_mut().push_back(frame);
-            r
-        }
-    }
-
-    impl Device for End {
-        type RxToken<'a> = Rx;
-        type TxToken<'a> = Tx;
-
-        fn receive(&mut self, _: Instant) -> Option<(Rx, Tx)> {
-            let frame = self.rx.borrow_mut().pop_front()?;
-            Some((Rx(frame), Tx(self.tx.clone())))
-        }
-
-        fn transmit(&mut self, _: Instant) -> Option<Tx> {
-            Some(Tx(self.tx.clone()))
-        }
-
-        fn capabilities(&self) -> DeviceCapabilities {
-            let mut caps = DeviceCapabilities::default();
-            caps.medium = Medium::Ip;
-            caps.max_transmission_unit = 1500;
-            caps
-        }
-    }
-
-    fn iface(device: &mut End, last_octet: u8) -> Interface {
-        let mut iface = Interface::new(Config::new(HardwareAddress::Ip), device, Instant::ZERO);
-        iface.update_ip_addrs(|a| {
-            a.push(IpCidr::new(IpAddress::v4(10, 0, 0, last_octet), 24))
-                .unwrap();
-        });
-        iface
-    }
-
-    const SERVER: IpEndpoint = IpEndpoint {
-        addr: IpAddress::Ipv4(Ipv4Address::new(10, 0, 0, 1)),
-        port: 8888,
-    };
-
-    /// Two sessions, UDP, and four busy sockets (7 = 2 + 1 + 4).
-    type Resources = StaticResources<'static, 2, 7, 1024, 1024, 64>;
-
-    /// A server and a client host on one link, in virtual time.
-    struct Net {
-        server: Server<'static>,
-        server_iface: Interface,
-        server_end: End,
-        client_iface: Interface,
-        client_end: End,
-        sockets: SocketSet<'static>,
-        now: Instant,
-    }
-
-    impl Net {
-        fn new(config: ServerConfig) -> Self {
-            let (mut server_end, mut client_end) = link();
-            let resources: &'static mut Resources = Box::leak(Box::new(Resources::new()));
-            Net {
-                server: Server::new(config, resources).unwrap(),
-                server_iface: iface(&mut server_end, 1),
-                server_end,
-                client_iface: iface(&mut client_end, 2),
-                client_end,
-                sockets: SocketSet::new(Vec::new()),
-                now: Instant::ZERO,
-            }
-        }
-
-        fn client(&mut self, local_port: u16) -> LineClient<256> {
-            let socket = tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; 4096]),
-                tcp::SocketBuffer::new(vec![0; 4096]),
-            );
-            let mut client = LineClient::new(self.sockets.add(socket));
-            client
-                .connect(
-                    &mut self.sockets,
-                    self.client_iface.context(),
-                    SERVER,
-                    local_port,
-                )
-                .unwrap();
-            client
-        }
-
-        /// Polls both hosts, jumping virtual time to the next deadline.
-        fn step(&mut self) {
-            let a = self
-                .server
-                .poll(self.now, &mut self.server_iface, &mut self.server_end);
-            self.client_iface
-                .poll(self.now, &mut self.client_end, &mut self.sockets);
-            let b = self.client_iface.poll_at(self.now, &self.sockets);
-            let frames_waiting =
-                !self.server_end.rx.borrow().is_empty() || !self.client_end.rx.borrow().is_empty();
-            if !frames_waiting {
-                let next = [a, b]
-                    .into_iter()
-                    .flatten()
-                    .min()
-                    .unwrap_or(self.now + Duration::from_secs(1));
-                self.now = next.max(self.now + Duration::from_millis(1));
-            }
-        }
-
-        /// Runs `op` until it stops saying WouldBlock (bounded in virtual time).
-        fn block<T, E: fmt::Debug>(
-            &mut self,
-            mut op: impl FnMut(&mut Self) -> nb::Result<T, E>,
-        ) -> Result<T, E> {
-            let limit = self.now + Duration::from_secs(600);
-            loop {
-                match op(self) {
-                    Err(nb::Error::WouldBlock) => {}
-                    Err(nb::Error::Other(e)) => return Err(e),
-                    Ok(v) => return Ok(v),
-                }
-                assert!(self.now < limit, "no progress in 600 s of virtual time");
-                self.step();
-            }
-        }
-
-        fn wait_until(&mut self, mut done: impl FnMut(&Self) -> bool) {
-            self.block(|net| {
-                if done(net) {
-                    Ok(())
-                } else {
-                    Err(nb::Error::<()>::WouldBlock)
-                }
-            })
-            .unwrap();
-        }
-
-        fn send(&mut self, client: &mut LineClient<256>, line: &[u8]) {
-            self.block(|net| client.send_line(&mut net.sockets, line))
-                .unwrap();
-        }
-
-        fn reply(&mut self, client: &mut LineClient<256>) -> Result<Vec<u8>, RecvError> {
-            let mut buf = [0u8; 256];
-            let n = self.block(|net| client.recv_line(&mut net.sockets, &mut buf))?;
-            Ok(buf[..n].to_vec())
-        }
-    }
-
-    fn config() -> ServerConfig {
-        ServerConfig::new(2, 64)
+    fn refused(
+        config: ServerConfig,
+        resources: impl Into<ServerResources<'static>>,
+    ) -> Option<ConfigError> {
+        Server::new(config, resources).err()
     }
 
     #[test]
-    fn answers_lines_over_tcp() {
-        let mut net = Net::new(config());
-        let mut c = net.client(40000);
-        net.send(&mut c, "hello 각👍🏽".as_bytes());
-        assert_eq!(net.reply(&mut c).unwrap(), "👍🏽각 olleh\n".as_bytes());
-        assert_eq!(net.server.active_sessions(), 1);
-        let counters = net.server.counters();
-        assert_eq!((counters.connections, counters.lines), (1, 1));
-    }
-
-    #[test]
-    fn answers_unterminated_last_line_then_closes_after_client_fin() {
-        let mut net = Net::new(config());
-        let mut c = net.client(40000);
-        net.block(|n| c.send(&mut n.sockets, b"one\ntwo")).unwrap();
-        net.block(|n| c.close(&mut n.sockets)).unwrap();
-        assert_eq!(net.reply(&mut c).unwrap(), b"eno\n");
-        assert_eq!(net.reply(&mut c).unwrap(), b"owt");
-        assert_eq!(net.reply(&mut c), Err(RecvError::Closed));
-        net.wait_until(|n| c.is_closed(&n.sockets));
-    }
-
-    #[test]
-    fn a_connection_beyond_the_sessions_gets_busy_and_is_closed() {
-        let mut net = Net::new(config());
-        let mut first = net.client(40001);
-        let mut second = net.client(40002);
-        net.send(&mut first, b"a");
-        net.send(&mut second, b"b");
-        net.reply(&mut first).unwrap();
-        net.reply(&mut second).unwrap();
-        let mut third = net.client(40003);
-        let busy = net.reply(&mut third).unwrap();
-        assert!(busy.starts_with(b"ERR busy "), "{busy:?}");
-        assert_eq!(net.reply(&mut third), Err(RecvError::Closed));
-        assert_eq!(net.server.counters().errors.busy, 1);
-    }
-
-    #[test]
-    fn a_burst_of_connections_beyond_the_sessions_all_get_busy() {
-        let mut net = Net::new(ServerConfig::new(1, 64));
-        let mut first = net.client(40001);
-        net.send(&mut first, b"a");
-        net.reply(&mut first).unwrap();
-        // Four at once: one busy socket each, none is reset.
-        let mut rejected: Vec<_> = (40002..40006).map(|port| net.client(port)).collect();
-        for client in &mut rejected {
-            let busy = net.reply(client).unwrap();
-            assert!(busy.starts_with(b"ERR busy "), "{busy:?}");
-        }
-        assert_eq!(net.server.counters().errors.busy, 4);
-    }
-
-    #[test]
-    fn a_slot_listens_again_as_soon_as_its_session_closes() {
-        let mut net = Net::new(ServerConfig::new(1, 64));
-        for port in 41000..41003 {
-            let mut c = net.client(port);
-            net.send(&mut c, b"abc");
-            assert_eq!(net.reply(&mut c).unwrap(), b"cba\n");
-            net.block(|n| c.close(&mut n.sockets)).unwrap();
-            assert_eq!(net.reply(&mut c), Err(RecvError::Closed));
-            net.wait_until(|n| n.server.active_sessions() == 0);
-        }
-        assert_eq!(net.server.counters().connections, 3);
-    }
-
-    #[test]
-    fn idle_session_gets_idle_timeout_error_and_is_closed() {
-        let mut net = Net::new(config());
-        let mut c = net.client(40000);
-        net.send(&mut c, b"x");
-        net.reply(&mut c).unwrap();
-        let start = net.now;
-        let line = net.reply(&mut c).unwrap();
-        assert!(line.starts_with(b"ERR idle-timeout "), "{line:?}");
-        assert!(net.now - start >= crate::session::DEFAULT_IDLE_TIMEOUT);
-        assert_eq!(net.reply(&mut c), Err(RecvError::Closed));
-        assert_eq!(net.server.counters().errors.idle_timeout, 1);
-    }
-
-    #[test]
-    fn shutdown_delivers_owed_replies_then_closes() {
-        let mut net = Net::new(config());
-        let mut c = net.client(40000);
-        net.block(|n| c.send(&mut n.sockets, b"pending\npartial"))
-            .unwrap();
-        // Let the bytes reach the server before it is told to stop.
-        while net.server.counters().bytes_in < 15 {
-            net.step();
-        }
-        net.server.shutdown();
-        assert_eq!(net.reply(&mut c).unwrap(), b"gnidnep\n");
-        assert_eq!(net.reply(&mut c).unwrap(), b"laitrap");
-        assert_eq!(net.reply(&mut c), Err(RecvError::Closed));
-        net.wait_until(|n| n.server.is_shut_down());
-    }
-
-    fn udp_exchange(net: &mut Net, payload: &[u8]) -> Option<Vec<u8>> {
-        let socket = udp::Socket::new(
-            PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 4], vec![0; 2048]),
-            PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 4], vec![0; 2048]),
-        );
-        let handle = net.sockets.add(socket);
-        let s = net.sockets.get_mut::<udp::Socket>(handle);
-        s.bind(50000).unwrap();
-        s.send_slice(payload, SERVER).unwrap();
-        for _ in 0..20 {
-            net.step();
-            if let Ok((data, _)) = net.sockets.get_mut::<udp::Socket>(handle).recv() {
-                return Some(data.to_vec());
-            }
-        }
-        None
-    }
-
-    #[test]
-    fn udp_datagram_is_answered_with_its_reversal() {
-        let mut net = Net::new(config());
-        assert_eq!(
-            udp_exchange(&mut net, b"abc\r\n").as_deref(),
-            Some(&b"cba\r\n"[..])
-        );
-        assert_eq!(net.server.counters().udp_datagrams, 1);
-    }
-
-    #[test]
-    fn udp_error_larger_than_the_datagram_is_dropped_and_counted() {
-        let mut net = Net::new(config());
-        assert_eq!(udp_exchange(&mut net, b"\xff\n"), None);
-        let counters = net.server.counters();
-        assert_eq!((counters.udp_datagrams, counters.udp_dropped), (1, 1));
-    }
-
-    #[test]
-    fn config_that_does_not_fit_the_resources_is_refused() {
-        let resources: &'static mut Resources = Box::leak(Box::new(Resources::new()));
-        assert_eq!(
-            Server::new(ServerConfig::new(0, 64), resources).err(),
-            Some(ConfigError::Sessions { max: 2 })
-        );
-        let resources: &'static mut Resources = Box::leak(Box::new(Resources::new()));
-        let config = ServerConfig {
-            port: 0,
-            ..config()
-        };
-        assert_eq!(
-            Server::new(config, resources).err(),
-            Some(ConfigError::Port)
-        );
-        let resources: &'static mut Resources = Box::leak(Box::new(Resources::new()));
+    fn a_config_that_does_not_fit_the_resources_is_refused() {
+        let sessions = Some(ConfigError::Sessions { max: 2 });
+        assert_eq!(refused(ServerConfig::new(0, 64), resources()), sessions);
+        assert_eq!(refused(ServerConfig::new(3, 64), resources()), sessions);
+        let port = Some(ConfigError::Port);
+        let config = ServerConfig::new(2, 64);
+        assert_eq!(refused(config.with_port(0), resources()), port);
+        assert_eq!(refused(config.with_udp_port(Some(0)), resources()), port);
         assert!(matches!(
-            Server::new(ServerConfig::new(2, 65), resources),
-            Err(ConfigError::Session(_))
+            refused(ServerConfig::new(2, 65), resources()),
+            Some(ConfigError::Session(_))
         ));
-        let small: &'static mut StaticResources<'static, 1, 3, 64, 32, 64> =
+        let small_tx: &'static mut StaticResources<'static, 1, 3, 64, 32, 64> =
             Box::leak(Box::new(StaticResources::new()));
         assert_eq!(
-            Server::new(ServerConfig::new(1, 64), small).err(),
+            refused(ServerConfig::new(1, 64), small_tx),
             Some(ConfigError::SendBuffer {
                 needed: 66,
                 capacity: 32
             })
         );
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn busy_sockets_outside_one_to_the_most_are_refused() {
+        for busy in [0, BUSY_SOCKETS + 1] {
+            let capacity = Capacity::new(1, 1024, 64).with_busy_sockets(busy);
+            let resources = Box::leak(Box::new(HeapResources::new(capacity)));
+            assert_eq!(
+                refused(ServerConfig::new(1, 64), resources),
+                Some(ConfigError::BusySockets { max: BUSY_SOCKETS })
+            );
+        }
+    }
+
+    #[test]
+    fn session_sockets_come_first_in_the_set_and_only_as_many_as_configured() {
+        // smoltcp hands a SYN to the first listening socket: a busy socket
+        // must only get one when every session socket is taken.
+        let resources: &'static mut StaticResources<'static, 3, 6, 256, 256, 64> =
+            Box::leak(Box::new(StaticResources::new()));
+        let server = Server::new(ServerConfig::new(2, 64), resources).unwrap();
+        let sessions: Vec<_> = server.sessions.handles().collect();
+        let busy: Vec<_> = server.busy.handles().collect();
+        assert_eq!((sessions.len(), busy.len()), (2, 2));
+        assert!(sessions.iter().max() < busy.iter().min());
     }
 }
