@@ -743,6 +743,9 @@ impl<'a> Session<'a> {
     }
 
     /// Answers the buffered line; `terminated` says whether an LF ended it.
+    // Once per line on the hot path: out of line it cost about 40 more
+    // instructions per short line (cachegrind; see BENCHMARKS.md).
+    #[inline(always)]
     fn emit_line(&mut self, output: &mut [u8], produced: &mut usize, terminated: bool) -> bool {
         let terminator: &'static [u8] = match (terminated, self.pending_cr) {
             (false, _) => b"",
