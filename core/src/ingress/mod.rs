@@ -8,10 +8,12 @@
 //! segment ([`Segment`]) and shows it to a [`Filter`], which passes it on or
 //! drops it.
 //!
-//! - [`device`](Ingress): the wrapper, a `phy::Device` itself;
-//! - [`Segment`]: the few fields of a TCP segment a filter looks at;
-//! - [`HeldConnections`]: the one filter today, which keeps repeated SYNs
-//!   of connections a socket already holds away from the listeners.
+//! - [`Ingress`] (`device.rs`): the wrapper, a `phy::Device` itself;
+//! - [`Segment`] (`segment.rs`): the few fields of a TCP segment a filter
+//!   looks at, parsed with smoltcp's wire types;
+//! - [`HeldConnections`] (`held.rs`): the one filter today, which keeps
+//!   repeated SYNs of connections a socket already holds away from the
+//!   listeners.
 //!
 //! A filter owns its state, in memory the caller lends it, and the server
 //! refreshes that state from its sockets before each batch. More

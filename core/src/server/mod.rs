@@ -1,17 +1,18 @@
 //! The server: smoltcp sockets driven by the sessions, in one poll loop.
 //!
 //! All memory comes from [resources](ServerResources) the caller lends
-//! (a `static` on a board, the heap on a host), sized at run time; nothing
-//! is allocated and nothing grows. The server owns its `SocketSet`; the
+//! (a `static` on a board, the heap on a host), sized at run time; the
+//! server allocates nothing and nothing grows. It owns its `SocketSet`; the
 //! caller owns the `Interface` and the `Device` and hands them to
 //! [`Server::poll`], which moves bytes and returns when it next needs to
 //! run, so a host sleeps on that deadline and a board on a timer.
 //!
-//! One file per job: [`config`](ServerConfig) and its errors, the
-//! [counters](Counters), the [resources](ServerResources), the session
-//! sockets and their phases (`tcp`), the busy sockets (`busy`), UDP
-//! (`udp`), taking frames in through the ingress filters (`receive`); this
-//! file is the poll loop that runs them in turn.
+//! One file per job: the [configuration](ServerConfig) and its errors
+//! (`config`), the [counters](Counters), the [resources](ServerResources)
+//! and their [`Capacity`], the session slots and their phases (`tcp`), the
+//! busy sockets (`busy`), UDP (`udp`), how a TCP socket is made and put
+//! back to listening (`socket`), taking frames in through the ingress
+//! filters (`receive`); this file is the poll loop that runs them in turn.
 
 mod busy;
 mod config;
@@ -46,7 +47,7 @@ pub use udp::UDP_PACKETS;
 use busy::{BUSY_RX, BUSY_TX, BusySockets};
 use context::Context;
 use receive::receive;
-use resources::{Buffers, pieces};
+use resources::pieces;
 use tcp::Sessions;
 use udp::Udp;
 
@@ -140,32 +141,22 @@ impl<'a> Server<'a> {
             held,
             udp_rx_meta,
             udp_tx_meta,
-            buffers,
+            buffers: bytes,
         } = resources.into();
         check(&config, &capacity)?;
-        let Buffers {
-            session_rx,
-            session_tx,
-            lines,
-            scratch,
-            udp_rx,
-            udp_tx,
-            busy_rx,
-            busy_tx,
-        } = buffers;
         let mut set = SocketSet::new(sockets);
         // Session sockets first: smoltcp hands a SYN to the first listening
         // socket in the set, so a busy socket only gets it when all are taken.
-        let session_buffers = pieces(session_rx, capacity.rx_buffer)
-            .zip(pieces(session_tx, capacity.tx_buffer))
-            .zip(pieces(lines, capacity.line_buffer))
+        let session_buffers = pieces(bytes.session_rx, capacity.rx_buffer)
+            .zip(pieces(bytes.session_tx, capacity.tx_buffer))
+            .zip(pieces(bytes.lines, capacity.line_buffer))
             .map(|((rx, tx), line)| (rx, tx, line));
         let sessions = Sessions::new(slots, session_buffers, &mut set, &config)?;
-        let busy_buffers = pieces(busy_rx, BUSY_RX).zip(pieces(busy_tx, BUSY_TX));
+        let busy_buffers = pieces(bytes.busy_rx, BUSY_RX).zip(pieces(bytes.busy_tx, BUSY_TX));
         let busy = BusySockets::new(busy_buffers.take(capacity.busy_sockets), &mut set, &config);
         let udp = config.udp_port.map(|port| {
-            let rx = PacketBuffer::new(udp_rx_meta, udp_rx);
-            let tx = PacketBuffer::new(udp_tx_meta, udp_tx);
+            let rx = PacketBuffer::new(udp_rx_meta, bytes.udp_rx);
+            let tx = PacketBuffer::new(udp_tx_meta, bytes.udp_tx);
             Udp::bind(port, rx, tx, &mut set)
         });
         net_info!(
@@ -182,7 +173,7 @@ impl<'a> Server<'a> {
             sessions,
             busy,
             udp,
-            scratch,
+            scratch: bytes.scratch,
             held: HeldConnections::new(held),
             totals: Counters::default(),
             shutting_down: false,
