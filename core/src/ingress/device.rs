@@ -4,7 +4,8 @@
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, PacketMeta, RxToken};
 use smoltcp::time::Instant;
 
-use super::{Filter, Segment, Verdict};
+use super::filter::{Filter, Verdict};
+use super::segment::Segment;
 
 /// The caller's device for one batch of frames, filtered by `F`.
 /// Transmission goes straight to the device.

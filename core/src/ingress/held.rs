@@ -9,7 +9,8 @@
 //! the socket that holds the connection has answered the first SYN already
 //! and retransmits its SYN-ACK by itself.
 
-use super::{Connection, Filter, Segment, Verdict};
+use super::filter::{Filter, Verdict};
+use super::segment::{Connection, Segment};
 
 /// The connections the sockets hold, in a table the caller lends: one
 /// entry per TCP socket is enough (see [`hold`](Self::hold)).

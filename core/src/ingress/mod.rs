@@ -5,12 +5,13 @@
 //! What the server must know or decide about a segment before any socket
 //! sees it happens here: [`Ingress`] wraps the caller's `phy::Device` for
 //! one batch of frames, parses each incoming frame that carries a TCP
-//! segment ([`Segment`]) and shows it to a [`Filter`], which passes it on or
-//! drops it.
+//! segment and shows it to a filter, which passes it on or drops it.
 //!
 //! - [`Ingress`] (`device.rs`): the wrapper, a `phy::Device` itself;
-//! - [`Segment`] (`segment.rs`): the few fields of a TCP segment a filter
-//!   looks at, parsed with smoltcp's wire types;
+//! - [`Segment`](segment::Segment) (`segment.rs`): the few fields of a TCP
+//!   segment a filter looks at, parsed with smoltcp's wire types;
+//! - [`Filter`](filter::Filter) (`filter.rs`): what a filter is, and its
+//!   verdict on a segment;
 //! - [`HeldConnections`] (`held.rs`): the one filter today, which keeps
 //!   repeated SYNs of connections a socket already holds away from the
 //!   listeners.
@@ -21,24 +22,10 @@
 //! without changing the wrapper.
 
 mod device;
+mod filter;
 mod held;
 mod segment;
 
 pub(crate) use device::Ingress;
 pub(crate) use held::HeldConnections;
-pub(crate) use segment::{Connection, Segment};
-
-/// What becomes of an incoming TCP segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    /// smoltcp takes it in.
-    Pass,
-    /// smoltcp never sees it.
-    Drop,
-}
-
-/// Looks at each incoming TCP segment before smoltcp does.
-pub(crate) trait Filter {
-    /// Decides the fate of `segment`, and notes what it needs to.
-    fn inspect(&mut self, segment: &Segment) -> Verdict;
-}
+pub(crate) use segment::Connection;

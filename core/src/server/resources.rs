@@ -9,7 +9,7 @@
 //! - [`StaticResources`], for boards: every size a const generic and a
 //!   `const fn new()` whose bytes are all zero, so a `static` of it lands
 //!   in `.bss` and costs no flash, as embassy-net's `StackResources<N>`;
-//! - [`HeapResources`] (feature `alloc`), for hosts: exactly the capacity
+//! - `HeapResources` (feature `alloc`), for hosts: exactly the capacity
 //!   its settings ask for, allocated once at start.
 //!
 //! Nothing is allocated after that and nothing grows.
