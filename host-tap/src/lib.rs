@@ -2,8 +2,7 @@
 //! binaries share.
 
 // Lint policy: `[workspace.lints]` in the top-level Cargo.toml. Everything
-// that needs `unsafe` (ioctls, poll) is confined to `tap`.
-#[allow(unsafe_code)]
+// that needs `unsafe` (ioctls, poll) is confined to `tap::sys`.
 pub mod tap;
 
 pub mod cli;
