@@ -1,11 +1,22 @@
-//! The reversal service on a Linux TAP device: the pieces the `host-tap`
-//! binaries share.
+//! The reversal service on a Linux TAP device: the library under the
+//! `host-tap` binary, holding what other crates need too (`tap-echo` and
+//! `reversal-bench` in `bench/`, the TAP tests).
+//!
+//! - [`tap`]: the TAP device as a smoltcp `Device`, with every raw system
+//!   call in its `sys` module;
+//! - [`settings`]: the compiled memory sizes, the command line's defaults and
+//!   the checked settings;
+//! - [`interface`]: smoltcp's interface for those settings;
+//! - [`clock`] and [`signals`]: what an event loop on a host sleeps and
+//!   wakes by.
+//!
+//! The binary adds its command line (`cli.rs`), exit codes (`exit.rs`),
+//! capture file (`pcap.rs`) and event loop (`event_loop.rs`).
 
 // Lint policy: `[workspace.lints]` in the top-level Cargo.toml. Everything
 // that needs `unsafe` (ioctls, poll) is confined to `tap::sys`.
+pub mod clock;
+pub mod interface;
+pub mod settings;
+pub mod signals;
 pub mod tap;
-
-pub mod cli;
-pub mod event_loop;
-pub mod exit;
-pub mod pcap;

@@ -18,7 +18,7 @@ use reversal_core::reverse::{ReverseError, reverse};
 /// Longest line answered, terminator excluded: `host-tap`'s default `--max-line`.
 pub const MAX_LINE: usize = 1024;
 /// Bytes asked of each `read`: `host-tap`'s socket buffer.
-const READ_SIZE: usize = host_tap::cli::SOCKET_BUFFER;
+const READ_SIZE: usize = host_tap::settings::SOCKET_BUFFER;
 
 /// Accepts connections for ever, one thread each.
 ///

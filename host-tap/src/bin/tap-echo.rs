@@ -19,8 +19,9 @@ use std::os::fd::AsFd;
 use std::process::ExitCode;
 
 use clap::Parser;
-use host_tap::cli::SOCKET_BUFFER;
-use host_tap::event_loop::{Clock, Signals};
+use host_tap::clock::Clock;
+use host_tap::settings::SOCKET_BUFFER;
+use host_tap::signals::Signals;
 use host_tap::tap::{TapDevice, TapError};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
@@ -39,7 +40,7 @@ struct Args {
     tap: String,
 
     /// Our address and prefix on the TAP's network.
-    #[arg(long, value_name = "CIDR", default_value = host_tap::cli::DEFAULT_ADDRESS,
+    #[arg(long, value_name = "CIDR", default_value = host_tap::settings::DEFAULT_ADDRESS,
           value_parser = parse_cidr)]
     address: IpCidr,
 

@@ -26,7 +26,7 @@ pub enum TapError {
         /// The interface name.
         name: String,
     },
-    /// No interface of that name exists ([`TapDevice::open`] only attaches).
+    /// No interface of that name exists ([`TapDevice::open`](super::TapDevice::open) only attaches).
     TapMissing {
         /// The interface name.
         name: String,
@@ -41,7 +41,7 @@ pub enum TapError {
         /// The interface name.
         name: String,
     },
-    /// [`TapDevice::create`] found an interface of that name already there.
+    /// [`TapDevice::create`](super::TapDevice::create) found an interface of that name already there.
     AlreadyExists {
         /// The interface name.
         name: String,
