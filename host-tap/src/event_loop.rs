@@ -17,7 +17,6 @@ use host_tap::tap::{TapDevice, TapStats};
 use reversal_core::server::ConfigError;
 use reversal_core::{Counters, Server, ServerConfig, ServerResources};
 use smoltcp::phy::{Device, PcapSink, PcapWriter};
-use smoltcp::time::Duration;
 
 /// Socket slots beyond the sessions: the UDP socket and the most busy
 /// sockets the core uses, so a burst of rejected clients each get `ERR busy`.
@@ -208,10 +207,9 @@ pub fn serve<const SESSIONS: usize, const SOCKETS: usize, D: TapBacked>(
             shutdown_deadline = Some(std::time::Instant::now() + settings.shutdown_timeout);
         }
 
-        let now = clock.now();
-        let next = server.poll(now, &mut iface, device);
-
-        let mut sleep = next.map(|at| if at > now { at - now } else { Duration::ZERO }.into());
+        let mut sleep: Option<std::time::Duration> = server
+            .poll_delay(clock.now(), &mut iface, device)
+            .map(Into::into);
         if let Some(deadline) = shutdown_deadline {
             if server.is_shut_down() {
                 break End::Stopped;
@@ -222,7 +220,7 @@ pub fn serve<const SESSIONS: usize, const SOCKETS: usize, D: TapBacked>(
                     open_sessions: server.active_sessions(),
                 };
             }
-            sleep = Some(sleep.map_or(left, |sleep: std::time::Duration| sleep.min(left)));
+            sleep = Some(sleep.map_or(left, |sleep| sleep.min(left)));
         }
         if let Err(error) = device.tap().wait_or_wakeup(signals.as_fd(), sleep) {
             break End::TapLost(error);
