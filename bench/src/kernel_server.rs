@@ -16,7 +16,7 @@ use reversal_core::reply::{ErrorReply, MAX_ERROR_REPLY};
 use reversal_core::reverse::{ReverseError, reverse};
 
 /// Longest line answered, terminator excluded: `host-tap`'s default `--max-line`.
-pub const MAX_LINE: usize = 1024;
+pub const MAX_LINE: usize = host_tap::settings::DEFAULT_MAX_LINE;
 /// Bytes asked of each `read`: `host-tap`'s socket buffer.
 const READ_SIZE: usize = host_tap::settings::SOCKET_BUFFER;
 

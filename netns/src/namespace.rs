@@ -1,56 +1,100 @@
-//! Support shared by host-tap's integration tests.
+//! Running in a network and mount namespace of one's own, and saying so
+//! when that cannot be done here.
 //!
-//! A test that uses a TAP runs in a network namespace of its own, never in
-//! the main one: [`in_own_namespace`] re-runs it there. When a test cannot
-//! run here (no root, no `/dev/net/tun`, a missing tool, no namespaces) it
-//! prints `skipped: <test>: <why>` and passes, unless `REQUIRE_TAP=1`, where
-//! it fails instead. Every child process is bounded in time and killed when
-//! its handle drops.
+//! There is one way in: the program re-runs itself under
+//! `unshare --net --mount` ([`rerun_inside`]), marked so that the re-run
+//! knows it is inside ([`is_inside`]). The kernel deletes the namespace,
+//! with its TAPs, when the last of its processes exits, even after a crash.
+//! A test uses [`in_own_namespace`]; a program such as `reversal-bench`
+//! checks [`why_no_namespace`], then runs [`rerun_inside`] with its own
+//! arguments.
+//!
+//! When a test cannot run here (no root, no `/dev/net/tun`, a missing tool,
+//! no namespaces) it prints `skipped: <test>: <why>` and passes, unless
+//! `REQUIRE_TAP=1`, where it fails instead ([`skip`]).
 
-// Each test binary uses only some of these helpers.
-#![allow(dead_code)]
-
-use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use crate::SetupError;
+use crate::process::{COMMAND_LIMIT, run, try_run};
 
 /// Set in the re-run that happens inside the namespace.
-const INSIDE_NAMESPACE: &str = "HOST_TAP_TEST_INSIDE_NAMESPACE";
+const INSIDE_NAMESPACE: &str = "REVERSAL_NETNS_INSIDE";
 /// `nobody` on Debian-like systems; any unprivileged id works.
 pub const NOBODY: u32 = 65534;
 
-/// Bounds: a whole test in its namespace, one command.
+/// Bound of a whole test in its namespace.
 pub const TEST_LIMIT: Duration = Duration::from_secs(90);
-pub const COMMAND_LIMIT: Duration = Duration::from_secs(30);
-
-// ---------------------------------------------------------------------------
-// Namespaces and skipping
 
 /// Runs `body` for `test` inside a network and mount namespace of its own:
-/// re-runs this test binary there under `unshare --net --mount` (where `body`
-/// runs) and checks that it passed. Skips when the test cannot run here,
-/// `tools` naming the programs it needs besides `unshare` and `ip`.
+/// re-runs this test binary there (where `body` runs) and checks that it
+/// passed. Skips when the test cannot run here, `tools` naming the programs
+/// it needs besides `unshare` and `ip`.
+///
+/// ```no_run
+/// use reversal_netns::namespace::in_own_namespace;
+/// use reversal_netns::tap::ip;
+///
+/// // The body of `#[test] fn a_tap_can_be_made()`:
+/// in_own_namespace("a_tap_can_be_made", &[], || {
+///     ip("tuntap add name tap0 mode tap"); // in the test's own namespace
+/// });
+/// ```
 pub fn in_own_namespace(test: &str, tools: &[&str], body: impl FnOnce()) {
-    if std::env::var_os(INSIDE_NAMESPACE).is_some() {
+    if is_inside() {
         body();
         return;
     }
-    let tools: Vec<&str> = ["unshare", "ip"].iter().chain(tools).copied().collect();
-    if let Some(reason) = why_unavailable(&tools).or_else(why_namespaces_fail) {
+    if let Some(reason) = why_no_namespace(tools) {
         skip(test, &reason);
         return;
     }
-    let exe = std::env::current_exe().expect("path of the test binary");
+    let mut unshare = rerun_inside();
+    unshare.args([test, "--exact", "--nocapture", "--test-threads=1"]);
+    let output = run(&mut unshare, b"", TEST_LIMIT);
+    expect_one_passed(test, "its namespace", &output);
+}
+
+/// Whether this process is the re-run in its own namespace.
+pub fn is_inside() -> bool {
+    std::env::var_os(INSIDE_NAMESPACE).is_some()
+}
+
+/// This program again, in a fresh network and mount namespace: a command
+/// (`unshare --net --mount -- <this program>`) to which the caller adds the
+/// arguments, and in which [`is_inside`] is true.
+///
+/// # Panics
+///
+/// The path of this program cannot be found.
+pub fn rerun_inside() -> Command {
+    let exe = std::env::current_exe().expect("path of this program");
     let mut unshare = Command::new("unshare");
     unshare
         .args(["--net", "--mount", "--"])
         .arg(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(INSIDE_NAMESPACE, "1");
-    let output = run(&mut unshare, b"", TEST_LIMIT);
-    expect_one_passed(test, "its namespace", &output);
+    unshare
+}
+
+/// Why a program cannot run in a namespace of its own and make TAPs there:
+/// [`why_unavailable`] for `unshare`, `ip` and `tools`, then
+/// [`why_namespaces_fail`].
+pub fn why_no_namespace(tools: &[&str]) -> Option<String> {
+    let tools: Vec<&str> = ["unshare", "ip"].iter().chain(tools).copied().collect();
+    why_unavailable(&tools).or_else(why_namespaces_fail)
+}
+
+/// Writes `value` to the kernel setting `path` (under `/proc/sys`); inside a
+/// namespace, network settings apply to that namespace only.
+///
+/// # Errors
+///
+/// The file cannot be written.
+pub fn sysctl(path: &'static str, value: &str) -> Result<(), SetupError> {
+    std::fs::write(path, value).map_err(|source| SetupError::Sysctl { path, source })
 }
 
 /// Checks that a re-run of `test` ran it and it passed, showing its output.
@@ -90,7 +134,7 @@ pub fn why_unavailable(tools: &[&str]) -> Option<String> {
 }
 
 /// Why `unshare --net --mount` does not work here (in a container, say).
-fn why_namespaces_fail() -> Option<String> {
+pub fn why_namespaces_fail() -> Option<String> {
     let probe = try_run(
         Command::new("unshare").args(["--net", "--mount", "true"]),
         b"",
@@ -121,98 +165,4 @@ fn is_root() -> bool {
         .find_map(|line| line.strip_prefix("Uid:"))
         .and_then(|ids| ids.split_whitespace().nth(1))
         == Some("0")
-}
-
-// ---------------------------------------------------------------------------
-// Processes
-
-/// A child process that is killed when this drops.
-pub struct Killed(pub Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs `command` with `input` on its standard input and its output
-/// captured; kills it and fails if it takes longer than `limit`.
-pub fn run(command: &mut Command, input: &[u8], limit: Duration) -> Output {
-    let description = format!("{command:?}");
-    try_run(command, input, limit).unwrap_or_else(|e| panic!("cannot run {description}: {e}"))
-}
-
-/// [`run`], but a command that cannot start is an error, not a failure.
-fn try_run(command: &mut Command, input: &[u8], limit: Duration) -> io::Result<Output> {
-    let description = format!("{command:?}");
-    let mut child = Killed(
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?,
-    );
-    let mut stdin = child.0.stdin.take().expect("piped stdin");
-    let input = input.to_vec();
-    // A child that exits without reading its input is fine: ignore EPIPE.
-    let feeder = thread::spawn(move || drop(stdin.write_all(&input)));
-    let stdout = collect(child.0.stdout.take().expect("piped stdout"));
-    let stderr = collect(child.0.stderr.take().expect("piped stderr"));
-    let status = wait_until(&mut child.0, limit)
-        .unwrap_or_else(|| panic!("{description} did not finish within {limit:?}"));
-    let _ = feeder.join();
-    Ok(Output {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    })
-}
-
-fn collect(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        bytes
-    })
-}
-
-/// Waits for `child` to exit, at most `limit`.
-pub fn wait_until(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for a child") {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Interfaces
-
-/// Runs `ip args`, which must succeed.
-pub fn ip(args: &str) {
-    let output = run_ip(args);
-    assert!(
-        output.status.success(),
-        "`ip {args}` failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Runs `ip args`, whatever it ends in.
-pub fn run_ip(args: &str) -> Output {
-    run(
-        Command::new("ip").args(args.split_whitespace()),
-        b"",
-        COMMAND_LIMIT,
-    )
-}
-
-pub fn interface_exists(name: &str) -> bool {
-    run_ip(&format!("link show dev {name}")).status.success()
 }
