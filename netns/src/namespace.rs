@@ -3,7 +3,9 @@
 //!
 //! There is one way in: the program re-runs itself under
 //! `unshare --net --mount` ([`rerun_inside`]), marked so that the re-run
-//! knows it is inside ([`is_inside`]). The kernel deletes the namespace,
+//! knows it is inside ([`is_inside`]) and can check that its namespace is
+//! not the one it was started from ([`ensure_inside`]) before it makes a
+//! TAP. The kernel deletes the namespace,
 //! with its TAPs, when the last of its processes exits, even after a crash.
 //! A test uses [`in_own_namespace`]; a program such as `reversal-bench`
 //! checks [`why_no_namespace`], then runs [`rerun_inside`] with its own
@@ -13,6 +15,7 @@
 //! no namespaces) it prints `skipped: <test>: <why>` and passes, unless
 //! `REQUIRE_TAP=1`, where it fails instead ([`skip`]).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -20,8 +23,9 @@ use std::time::Duration;
 use crate::SetupError;
 use crate::process::{COMMAND_LIMIT, run, try_run};
 
-/// Set in the re-run that happens inside the namespace.
-const INSIDE_NAMESPACE: &str = "REVERSAL_NETNS_INSIDE";
+/// Set in the re-run that happens inside the namespace, to the network
+/// namespace it was started from.
+const INSIDE_NAMESPACE: &str = "REVERSAL_NETNS_STARTED_FROM";
 /// `nobody` on Debian-like systems; any unprivileged id works.
 pub const NOBODY: u32 = 65534;
 
@@ -44,6 +48,7 @@ pub const TEST_LIMIT: Duration = Duration::from_secs(90);
 /// ```
 pub fn in_own_namespace(test: &str, tools: &[&str], body: impl FnOnce()) {
     if is_inside() {
+        ensure_inside().unwrap_or_else(|error| panic!("{test}: {error}"));
         body();
         return;
     }
@@ -51,7 +56,7 @@ pub fn in_own_namespace(test: &str, tools: &[&str], body: impl FnOnce()) {
         skip(test, &reason);
         return;
     }
-    let mut unshare = rerun_inside();
+    let mut unshare = rerun_inside().unwrap_or_else(|error| panic!("{test}: {error}"));
     unshare.args([test, "--exact", "--nocapture", "--test-threads=1"]);
     let output = run(&mut unshare, b"", TEST_LIMIT);
     expect_one_passed(test, "its namespace", &output);
@@ -62,21 +67,47 @@ pub fn is_inside() -> bool {
     std::env::var_os(INSIDE_NAMESPACE).is_some()
 }
 
+/// Checks that this process is a re-run by [`rerun_inside`] and that its
+/// network namespace is not the one it was started from.
+///
+/// # Errors
+///
+/// [`SetupError::Namespace`] saying which of the two is not so.
+pub fn ensure_inside() -> Result<(), SetupError> {
+    let started_from = std::env::var_os(INSIDE_NAMESPACE)
+        .ok_or_else(|| SetupError::Namespace("not started in a namespace of its own".into()))?;
+    if network_namespace()? == started_from {
+        return Err(SetupError::Namespace(
+            "still in the network namespace it was started from".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// This program again, in a fresh network and mount namespace: a command
 /// (`unshare --net --mount -- <this program>`) to which the caller adds the
 /// arguments, and in which [`is_inside`] is true.
 ///
-/// # Panics
+/// # Errors
 ///
-/// The path of this program cannot be found.
-pub fn rerun_inside() -> Command {
-    let exe = std::env::current_exe().expect("path of this program");
+/// The path of this program or its network namespace cannot be read.
+pub fn rerun_inside() -> Result<Command, SetupError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| SetupError::Namespace(format!("cannot find this program: {e}")))?;
     let mut unshare = Command::new("unshare");
     unshare
         .args(["--net", "--mount", "--"])
         .arg(exe)
-        .env(INSIDE_NAMESPACE, "1");
-    unshare
+        .env(INSIDE_NAMESPACE, network_namespace()?);
+    Ok(unshare)
+}
+
+/// The calling thread's network namespace, as `/proc` names it
+/// (`net:[<inode>]`).
+fn network_namespace() -> Result<OsString, SetupError> {
+    std::fs::read_link("/proc/thread-self/ns/net")
+        .map(PathBuf::into_os_string)
+        .map_err(|e| SetupError::Namespace(format!("cannot read /proc/thread-self/ns/net: {e}")))
 }
 
 /// Why a program cannot run in a namespace of its own and make TAPs there:

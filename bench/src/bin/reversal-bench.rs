@@ -344,7 +344,7 @@ fn rerun_in_own_namespace() -> ExitCode {
         if let Some(why) = namespace::why_no_namespace(&[]) {
             return Err(SetupError::Unavailable(why).into());
         }
-        let mut rerun = namespace::rerun_inside();
+        let mut rerun = namespace::rerun_inside()?;
         rerun.args(std::env::args_os().skip(1));
         process::die_with_parent(&mut rerun)
             .status()
@@ -389,6 +389,7 @@ fn prepare_namespace() -> Result<(), SetupError> {
 }
 
 fn run(args: &Args) -> Result<String, BenchError> {
+    namespace::ensure_inside()?;
     let plan = Plan::new(args);
     let [this, host_tap, tap_echo] = servers()?;
     start_watchdog(plan.time_limit);
