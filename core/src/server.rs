@@ -34,7 +34,7 @@ const BUSY_RX: usize = 64;
 /// How long a rejected client may keep a busy socket after its `ERR busy`.
 const BUSY_LINGER: Duration = Duration::from_secs(1);
 /// Rounds of receive/answer/transmit in one [`Server::poll`] before it yields.
-const MAX_ROUNDS: usize = 16;
+pub const MAX_ROUNDS: usize = 16;
 /// Frames taken in per round, so a flood cannot keep the answers waiting.
 const MAX_INGRESS: usize = 64;
 

@@ -3,18 +3,24 @@
 //! Parses and checks the command line, opens (or creates) the TAP, and runs
 //! the event loop until SIGINT/SIGTERM; see `host-tap --help`.
 
+mod cli;
+mod event_loop;
+mod exit;
+mod pcap;
+
 use std::fmt;
 use std::process::ExitCode;
 
-use host_tap::cli::{self, Settings, SettingsError};
-use host_tap::event_loop::{
-    self, End, LoopSettings, Outcome, SPARE_SOCKETS, Signals, Slots, TapBacked,
-};
-use host_tap::exit::Exit;
-use host_tap::pcap::{PcapError, PcapFile};
+use host_tap::settings::{self, Settings};
+use host_tap::signals::Signals;
 use host_tap::tap::{TapDevice, TapError};
 use reversal_core::server::ConfigError;
 use smoltcp::phy::{PcapMode, PcapWriter};
+
+use crate::cli::SettingsError;
+use crate::event_loop::{End, LoopSettings, Outcome, SPARE_SOCKETS, Slots, TapBacked};
+use crate::exit::Exit;
+use crate::pcap::{PcapError, PcapFile};
 
 /// Why `host-tap` could not serve.
 #[derive(Debug)]
@@ -122,16 +128,16 @@ fn run<D: TapBacked + Send + 'static>(
     signals: Signals,
 ) -> Result<Outcome, Failure> {
     let outcome = match Slots::for_sessions(settings.server.sessions) {
-        Slots::Small => {
-            event_loop::spawn::<{ cli::SMALL_SESSIONS }, { cli::SMALL_SESSIONS + SPARE_SOCKETS }, D>(
-                settings, device, signals,
-            )
-        }
-        Slots::Large => {
-            event_loop::spawn::<{ cli::MAX_SESSIONS }, { cli::MAX_SESSIONS + SPARE_SOCKETS }, D>(
-                settings, device, signals,
-            )
-        }
+        Slots::Small => event_loop::spawn::<
+            { settings::SMALL_SESSIONS },
+            { settings::SMALL_SESSIONS + SPARE_SOCKETS },
+            D,
+        >(settings, device, signals),
+        Slots::Large => event_loop::spawn::<
+            { settings::MAX_SESSIONS },
+            { settings::MAX_SESSIONS + SPARE_SOCKETS },
+            D,
+        >(settings, device, signals),
     };
     outcome
         .map_err(|e| Failure::Setup("start the event loop thread", e))?

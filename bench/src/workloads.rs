@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use reversal_core::Mode;
 use reversal_core::reverse::reverse;
+use reversal_netns::process::{ProcessError, ServerProcess};
 
-use super::histogram::Histogram;
-use super::process::{ProcessError, ServerProcess};
+use crate::histogram::Histogram;
 
 /// No byte moving for this long is a stalled server.
 const IO_LIMIT: Duration = Duration::from_secs(10);

@@ -19,44 +19,45 @@ use std::os::fd::AsFd;
 use std::process::ExitCode;
 
 use clap::Parser;
-use host_tap::cli::SOCKET_BUFFER;
-use host_tap::event_loop::{Clock, Signals};
+use host_tap::clock::Clock;
+use host_tap::interface;
+use host_tap::settings::{
+    DEFAULT_ADDRESS, DEFAULT_MAC, DEFAULT_SESSIONS, DEFAULT_TAP, MAX_SESSIONS, NetworkSettings,
+    SOCKET_BUFFER, parse_unicast_mac,
+};
+use host_tap::signals::Signals;
 use host_tap::tap::{TapDevice, TapError};
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use reversal_core::server::{DEFAULT_PORT, MAX_ROUNDS};
+use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
-
-/// Rounds of receive/echo/transmit before the loop sleeps, as the core's
-/// `Server::poll` does.
-const MAX_ROUNDS: usize = 16;
+use smoltcp::wire::{EthernetAddress, IpCidr};
 
 /// Echo every byte back over TCP on a Linux TAP device, through smoltcp.
 #[derive(Debug, Parser)]
 #[command(name = "tap-echo", version)]
 struct Args {
     /// TAP device to attach to (it must exist, as for `host-tap`).
-    #[arg(long, value_name = "NAME", default_value = "tap0")]
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_TAP)]
     tap: String,
 
     /// Our address and prefix on the TAP's network.
-    #[arg(long, value_name = "CIDR", default_value = host_tap::cli::DEFAULT_ADDRESS,
+    #[arg(long, value_name = "CIDR", default_value = DEFAULT_ADDRESS,
           value_parser = parse_cidr)]
     address: IpCidr,
 
     /// Our Ethernet address.
-    #[arg(long, value_name = "MAC", default_value = "02:00:00:00:00:01",
-          value_parser = parse_mac)]
+    #[arg(long, value_name = "MAC", default_value = DEFAULT_MAC, value_parser = parse_mac)]
     mac: EthernetAddress,
 
     /// TCP port.
-    #[arg(short, long, value_name = "PORT", default_value_t = 8888,
+    #[arg(short, long, value_name = "PORT", default_value_t = DEFAULT_PORT,
           value_parser = clap::value_parser!(u16).range(1..))]
     port: u16,
 
     /// Concurrent connections (one listening socket each).
-    #[arg(long, value_name = "N", default_value_t = 64,
-          value_parser = clap::value_parser!(u16).range(1..=1024))]
-    sessions: u16,
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SESSIONS,
+          value_parser = parse_sessions)]
+    sessions: usize,
 }
 
 fn parse_cidr(text: &str) -> Result<IpCidr, String> {
@@ -65,11 +66,13 @@ fn parse_cidr(text: &str) -> Result<IpCidr, String> {
 }
 
 fn parse_mac(text: &str) -> Result<EthernetAddress, String> {
-    match text.parse::<EthernetAddress>() {
-        Ok(mac) if mac.is_unicast() => Ok(mac),
-        _ => Err(format!(
-            "{text:?} is not a unicast MAC, e.g. 02:00:00:00:00:01"
-        )),
+    parse_unicast_mac(text).map_err(|reason| format!("{text:?}: {reason}"))
+}
+
+fn parse_sessions(text: &str) -> Result<usize, String> {
+    match text.parse() {
+        Ok(sessions @ 1..=MAX_SESSIONS) => Ok(sessions),
+        _ => Err(format!("use 1 to {MAX_SESSIONS}")),
     }
 }
 
@@ -109,13 +112,13 @@ fn serve(args: &Args) -> Result<(), EchoError> {
     let mut device = TapDevice::open(&args.tap).map_err(EchoError::Tap)?;
     let clock = Clock::start();
 
-    let mut config = Config::new(HardwareAddress::Ethernet(args.mac));
-    config.random_seed = random_seed();
-    let mut iface = Interface::new(config, &mut device, clock.now());
-    iface.update_ip_addrs(|addresses| {
-        // The interface holds four addresses; this is the first.
-        let _ = addresses.push(args.address);
-    });
+    let network = NetworkSettings {
+        mac: args.mac,
+        addresses: vec![args.address],
+        ipv4_gateway: None,
+        ipv6_gateway: None,
+    };
+    let mut iface = interface::create(&network, &mut device, clock.now());
 
     let mut sockets = SocketSet::new(Vec::new());
     let handles: Vec<SocketHandle> = (0..args.sessions)
@@ -211,10 +214,4 @@ fn echo(socket: &mut tcp::Socket<'_>, scratch: &mut [u8], port: u16) -> bool {
         }
         Err(_) => false,
     }
-}
-
-/// A random number from std's per-process random hash keys.
-fn random_seed() -> u64 {
-    use std::hash::BuildHasher;
-    std::collections::hash_map::RandomState::new().hash_one(std::process::id())
 }

@@ -1,7 +1,7 @@
 //! `reversal-bench`: the real `host-tap` over a real TAP device, measured
 //! against the kernel's own TCP stack and against smoltcp's raw ceiling.
 //!
-//! The benchmark moves itself into a network namespace of its own (so the
+//! The benchmark runs itself again in a network namespace of its own (so the
 //! host's network is never touched), makes a TAP there with the kernel's
 //! side at 192.168.69.100/24, and starts each server as a child process:
 //!
@@ -21,17 +21,15 @@
 //! It prints a Markdown table with the ratios and which targets were met.
 //! Every workload is bounded in bytes, connections and time; a watchdog ends
 //! the run if it takes too long, and the servers die with the benchmark
-//! (also on a panic or Ctrl-C). Needs root and `/dev/net/tun`.
+//! (also on a panic or Ctrl-C). Needs root, `/dev/net/tun`, `unshare` and
+//! `ip`.
 //!
 //! ```text
-//! cargo build --release -p host-tap
+//! cargo build --release -p host-tap -p reversal-bench
 //! sudo target/release/reversal-bench                 # the full run, a few minutes
 //! sudo target/release/reversal-bench --quick         # seconds, for CI
 //! sudo target/release/reversal-bench --mtu 9000 --only a
 //! ```
-
-#[path = "../bench/mod.rs"]
-mod bench;
 
 use std::fmt::{self, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
@@ -41,11 +39,13 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::{Parser, ValueEnum};
-
-use bench::namespace::{self, SetupError, Tap};
-use bench::process::ServerProcess;
-use bench::report::{self, Row, Target};
-use bench::workloads::{self, Expect, Stream, WorkloadError};
+use reversal_bench::kernel_server;
+use reversal_bench::report::{self, Row, Target};
+use reversal_bench::workloads::{self, Expect, Stream, WorkloadError};
+use reversal_netns::SetupError;
+use reversal_netns::namespace::{self, sysctl};
+use reversal_netns::process::{self, ServerProcess};
+use reversal_netns::tap::{Tap, try_ip};
 
 /// The TAP the benchmark makes in its namespace.
 const TAP_NAME: &str = "tapbench";
@@ -70,7 +70,7 @@ Exit codes:
    0  all workloads ran (targets missed are reported, not failures)
    1  a workload or a server failed
    2  command line not understood
-   3  cannot run here: needs root, /dev/net/tun and iproute2
+   3  cannot run here: needs root, /dev/net/tun, unshare and iproute2
 ";
 
 /// Measure host-tap over a real TAP against the kernel stack and tap-echo.
@@ -279,8 +279,8 @@ impl fmt::Display for BenchError {
             BenchError::Setup(error) => error.fmt(f),
             BenchError::MissingBinary(path) => write!(
                 f,
-                "{} is missing: build all of host-tap's binaries \
-                 (`cargo build --release -p host-tap`)",
+                "{} is missing: build the servers next to this program \
+                 (`cargo build --release -p host-tap -p reversal-bench`)",
                 path.display()
             ),
             BenchError::Start { server, error } => write!(f, "cannot start {server}: {error}"),
@@ -304,6 +304,9 @@ fn main() -> ExitCode {
     if let Some(port) = args.kernel_server {
         return serve_kernel_baseline(port);
     }
+    if !namespace::is_inside() {
+        return rerun_in_own_namespace();
+    }
     match run(&args) {
         Ok(report) => {
             print!("{report}");
@@ -318,7 +321,7 @@ fn main() -> ExitCode {
 
 fn serve_kernel_baseline(port: u16) -> ExitCode {
     let served = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
-        .and_then(|listener| bench::kernel_server::serve(&listener));
+        .and_then(|listener| kernel_server::serve(&listener));
     if let Err(error) = served {
         eprintln!("reversal-bench: kernel baseline: {error}");
     }
@@ -334,11 +337,33 @@ struct Bench {
     server_log: String,
 }
 
-fn run(args: &Args) -> Result<String, BenchError> {
-    if let Some(why) = namespace::why_unavailable() {
-        return Err(SetupError::Unavailable(why).into());
+/// Checks that the benchmark can run here, then runs this program again in
+/// a network namespace of its own and ends as that run ends.
+fn rerun_in_own_namespace() -> ExitCode {
+    let ended = servers().and_then(|_| {
+        if let Some(why) = namespace::why_no_namespace(&[]) {
+            return Err(SetupError::Unavailable(why).into());
+        }
+        let mut rerun = namespace::rerun_inside()?;
+        rerun.args(std::env::args_os().skip(1));
+        process::die_with_parent(&mut rerun)
+            .status()
+            .map_err(|e| SetupError::Namespace(format!("cannot run unshare: {e}")).into())
+    });
+    match ended {
+        Ok(status) => status
+            .code()
+            .and_then(|code| u8::try_from(code).ok())
+            .map_or(ExitCode::FAILURE, ExitCode::from),
+        Err(error) => {
+            eprintln!("reversal-bench: error: {error}");
+            error.exit_code()
+        }
     }
-    let plan = Plan::new(args);
+}
+
+/// This program and the TAP servers next to it: `host-tap` and `tap-echo`.
+fn servers() -> Result<[PathBuf; 3], BenchError> {
     let this = std::env::current_exe()
         .map_err(|e| SetupError::Unavailable(format!("cannot find this program: {e}")))?;
     let host_tap = this.with_file_name("host-tap");
@@ -348,9 +373,27 @@ fn run(args: &Args) -> Result<String, BenchError> {
             return Err(BenchError::MissingBinary(binary.clone()));
         }
     }
-    // First, before any thread exists: threads inherit the namespace.
-    namespace::enter_own()?;
+    Ok([this, host_tap, tap_echo])
+}
+
+/// Brings up the namespace's loopback and lets the kernel-side clients open
+/// connections quickly.
+fn prepare_namespace() -> Result<(), SetupError> {
+    try_ip("link set dev lo up")?;
+    // Clients close first, so their side keeps TIME_WAIT for a minute; churn
+    // and the RSS runs open 100k connections. Both settings apply to this
+    // namespace only.
+    sysctl("/proc/sys/net/ipv4/ip_local_port_range", "1024 65535")?;
+    sysctl("/proc/sys/net/ipv4/tcp_max_tw_buckets", "0")?;
+    Ok(())
+}
+
+fn run(args: &Args) -> Result<String, BenchError> {
+    namespace::ensure_inside()?;
+    let plan = Plan::new(args);
+    let [this, host_tap, tap_echo] = servers()?;
     start_watchdog(plan.time_limit);
+    prepare_namespace()?;
     let tap = Tap::create(TAP_NAME, args.mtu, HOST_CIDR)?;
     eprintln!(
         "reversal-bench: in a network namespace of its own; {} MTU {}, kernel side {HOST_CIDR}",

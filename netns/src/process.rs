@@ -1,17 +1,95 @@
-//! Servers under test as child processes: killed when their handle drops,
-//! and by the kernel if the benchmark dies first; their CPU time and memory
-//! read from `/proc`.
+//! Child processes that cannot outlive what they are for: every one is
+//! killed when its handle drops, commands are bounded in time ([`run`]), and
+//! servers under test ([`ServerProcess`]) die with their parent, also when
+//! it is killed; their CPU time and memory are read from `/proc`.
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::io::{self, Read, Write};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
+use crate::sys;
+
+/// Bound of one command run with [`run`] by the helpers here.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(30);
 /// How much of a server's standard error is kept to show when it fails.
 const STDERR_KEPT: usize = 16 * 1024;
+
+/// A child process that is killed when this drops.
+#[derive(Debug)]
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `command` with `input` on its standard input and its output
+/// captured; kills it and fails if it takes longer than `limit`.
+pub fn run(command: &mut Command, input: &[u8], limit: Duration) -> Output {
+    let description = format!("{command:?}");
+    try_run(command, input, limit).unwrap_or_else(|e| panic!("cannot run {description}: {e}"))
+}
+
+/// [`run`], but a command that cannot start is an error, not a failure.
+pub(crate) fn try_run(command: &mut Command, input: &[u8], limit: Duration) -> io::Result<Output> {
+    let description = format!("{command:?}");
+    let mut child = Killed(
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?,
+    );
+    let mut stdin = child.0.stdin.take().expect("piped stdin");
+    let input = input.to_vec();
+    // A child that exits without reading its input is fine: ignore EPIPE.
+    let feeder = thread::spawn(move || drop(stdin.write_all(&input)));
+    let stdout = collect(child.0.stdout.take().expect("piped stdout"));
+    let stderr = collect(child.0.stderr.take().expect("piped stderr"));
+    let status = wait_until(&mut child.0, limit)
+        .unwrap_or_else(|| panic!("{description} did not finish within {limit:?}"));
+    let _ = feeder.join();
+    Ok(Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    })
+}
+
+fn collect(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+/// Waits for `child` to exit, at most `limit`.
+pub fn wait_until(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for a child") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Makes the process `command` starts receive SIGKILL when the thread that
+/// started it ends (and so when this process dies, even by SIGKILL).
+pub fn die_with_parent(command: &mut Command) -> &mut Command {
+    sys::die_with_parent(command);
+    command
+}
 
 /// Why a server process could not be started or measured.
 #[derive(Debug)]
@@ -59,10 +137,10 @@ impl fmt::Display for ProcessError {
 
 impl std::error::Error for ProcessError {}
 
-/// A running server.
+/// A running server, killed when this drops.
 pub struct ServerProcess {
     name: String,
-    child: Child,
+    child: Killed,
     stderr: Arc<Mutex<Vec<u8>>>,
 }
 
@@ -70,7 +148,7 @@ impl fmt::Debug for ServerProcess {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerProcess")
             .field("name", &self.name)
-            .field("pid", &self.child.id())
+            .field("pid", &self.pid())
             .finish_non_exhaustive()
     }
 }
@@ -85,18 +163,7 @@ impl ServerProcess {
     /// The program could not be started.
     pub fn spawn(name: &str, mut command: Command) -> Result<ServerProcess, ProcessError> {
         let program = command.get_program().to_string_lossy().into_owned();
-        let die_with_parent = || {
-            // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and
-            // touches no memory of ours.
-            if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        };
-        // SAFETY: the closure runs in the child between fork and exec and only
-        // makes one async-signal-safe system call.
-        unsafe { command.pre_exec(die_with_parent) };
-        let mut child = command
+        let mut child = die_with_parent(&mut command)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -117,14 +184,14 @@ impl ServerProcess {
         }
         Ok(ServerProcess {
             name: name.to_owned(),
-            child,
+            child: Killed(child),
             stderr,
         })
     }
 
     /// Its process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.0.id()
     }
 
     /// Fails if the server has exited.
@@ -133,7 +200,7 @@ impl ServerProcess {
     ///
     /// [`ProcessError::Exited`] with the end of its standard error.
     pub fn check_running(&mut self) -> Result<(), ProcessError> {
-        match self.child.try_wait() {
+        match self.child.0.try_wait() {
             Ok(None) => Ok(()),
             Ok(Some(status)) => Err(self.exited(status.to_string())),
             Err(error) => Err(self.exited(format!("cannot wait for it: {error}"))),
@@ -142,7 +209,7 @@ impl ServerProcess {
 
     fn exited(&self, status: String) -> ProcessError {
         // Give the reader thread a moment to collect the last words.
-        thread::sleep(std::time::Duration::from_millis(50));
+        thread::sleep(Duration::from_millis(50));
         let stderr = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
         ProcessError::Exited {
             name: self.name.clone(),
@@ -163,7 +230,7 @@ impl ServerProcess {
             path,
             reason: "no utime and stime fields".into(),
         })?;
-        Ok(ticks as f64 / clock_ticks_per_second())
+        Ok(ticks as f64 / sys::clock_ticks_per_second())
     }
 
     /// Resident memory now, in KiB.
@@ -178,13 +245,6 @@ impl ServerProcess {
             path,
             reason: "no VmRSS line".into(),
         })
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -210,13 +270,6 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
 fn vm_rss_kib(status: &str) -> Option<u64> {
     let value = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
     value.trim().strip_suffix("kB")?.trim().parse().ok()
-}
-
-fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf(3) only reads a system constant.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    // Linux's USER_HZ is 100 unless sysconf says otherwise.
-    if ticks > 0 { ticks as f64 } else { 100.0 }
 }
 
 #[cfg(test)]

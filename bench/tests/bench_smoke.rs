@@ -2,17 +2,18 @@
 //! finish, print its table and judge its targets.
 //!
 //! The benchmark makes its own network namespace and TAP, so it needs root,
-//! `/dev/net/tun` and `ip`; without them the test prints `skipped: ...` and
-//! passes, unless `REQUIRE_TAP=1`, where it fails.
+//! `/dev/net/tun`, `unshare` and `ip`; without them the test prints
+//! `skipped: ...` and passes, unless `REQUIRE_TAP=1`, where it fails. It runs
+//! the `host-tap` binary built next to `reversal-bench` (`cargo test
+//! --workspace` builds both; alone, build host-tap first).
 //!
-//! Run with: `cargo test -p host-tap --test bench_smoke -- --nocapture`.
-
-mod common;
+//! Run with: `cargo test -p reversal-bench --test bench_smoke -- --nocapture`.
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::{run, skip, why_unavailable};
+use reversal_netns::namespace::{skip, why_no_namespace};
+use reversal_netns::process::run;
 
 const BENCH: &str = env!("CARGO_BIN_EXE_reversal-bench");
 /// The whole run, debug build included; its own watchdog fires earlier.
@@ -20,7 +21,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 #[test]
 fn a_quick_run_prints_the_table_and_the_targets() {
-    if let Some(reason) = why_unavailable(&["ip"]) {
+    if let Some(reason) = why_no_namespace(&[]) {
         skip("a_quick_run_prints_the_table_and_the_targets", &reason);
         return;
     }

@@ -16,9 +16,9 @@ use reversal_core::reply::{ErrorReply, MAX_ERROR_REPLY};
 use reversal_core::reverse::{ReverseError, reverse};
 
 /// Longest line answered, terminator excluded: `host-tap`'s default `--max-line`.
-pub const MAX_LINE: usize = 1024;
+pub const MAX_LINE: usize = host_tap::settings::DEFAULT_MAX_LINE;
 /// Bytes asked of each `read`: `host-tap`'s socket buffer.
-const READ_SIZE: usize = host_tap::cli::SOCKET_BUFFER;
+const READ_SIZE: usize = host_tap::settings::SOCKET_BUFFER;
 
 /// Accepts connections for ever, one thread each.
 ///
