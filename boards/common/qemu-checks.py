@@ -2,13 +2,14 @@
 """Checks the reversal server on a board against the SPEC with real
 clients on 127.0.0.1; board-test.sh boots the firmware and runs this.
 
-Usage: qemu-checks.py PORT OURS QEMUS BOARD_IP BOARD_MAC [--dhcp]
+Usage: qemu-checks.py PORT OURS QEMUS BOARD_IP BOARD_MAC [--dhcp] [--chars]
   PORT:  QEMU's user network forwards TCP 127.0.0.1:PORT to the board;
   OURS, QEMUS: QEMU's socket backend sends the segment's Ethernet frames to
          UDP 127.0.0.1:OURS and takes frames on 127.0.0.1:QEMUS;
   BOARD_IP, BOARD_MAC: the board's address (as it logged it) and MAC;
   --dhcp: the address is a DHCP lease; check that it is renewed while the
-         board keeps serving.
+         board keeps serving;
+  --chars: the build reverses by scalar values (built without graphemes).
 Prints one line per check and a closing "client checks: N passed, N
 failed"; exits 1 on any failure.
 """
@@ -101,10 +102,19 @@ def check_empty_line(port):
     expect(exchange(port, b"\n\r\n", 2), [b"\n", b"\r\n"], "replies")
 
 
+# Reversal by grapheme clusters (the default build) or by scalar values
+# (built without graphemes, --chars): the expected reply to `text`.
+CHARS_MODE = "--chars" in sys.argv[6:]
+
+
+def reversed_text(text, graphemes_reversed):
+    return text[::-1] if CHARS_MODE else graphemes_reversed
+
+
 def check_reverses_graphemes(port):
-    line = "각👍🏽e\u0301🇰🇷\n".encode()
-    expected = "🇰🇷e\u0301👍🏽각\n".encode()
-    expect(exchange(port, line, 1), [expected], "reply")
+    text = "각👍🏽e\u0301🇰🇷"
+    expected = reversed_text(text, "🇰🇷e\u0301👍🏽각") + "\n"
+    expect(exchange(port, (text + "\n").encode(), 1), [expected.encode()], "reply")
 
 
 def check_too_long_then_next_line(port):
@@ -306,7 +316,8 @@ class Segment:
 def check_udp_datagram(target):
     segment = target.segment
     expect(segment.udp_exchange(b"hello"), b"olleh", "reply to a bare datagram")
-    expect(segment.udp_exchange("a👍🏽b\r\n".encode()), "b👍🏽a\r\n".encode(), "reply keeps graphemes and terminator")
+    expected = reversed_text("a👍🏽b", "b👍🏽a") + "\r\n"
+    expect(segment.udp_exchange("a👍🏽b\r\n".encode()), expected.encode(), "reply keeps graphemes and terminator")
 
 
 # The board caps its DHCP leases at 20 s for this test (feature test-lease):
@@ -380,7 +391,7 @@ CHECKS = [
     ("nc -N gets its line reversed", check_nc_client),
     ("CRLF terminator is kept", check_keeps_crlf),
     ("empty lines are answered with their terminator", check_empty_line),
-    ("grapheme clusters survive reversal", check_reverses_graphemes),
+    ("grapheme clusters survive reversal (scalar values with --chars)", check_reverses_graphemes),
     ("600-byte line gets ERR too-long, next line answered", check_too_long_then_next_line),
     ("a 512-byte line is answered", check_longest_line_fits),
     ("invalid UTF-8 gets ERR utf8 with offset, next line answered", check_invalid_utf8_then_next_line),
