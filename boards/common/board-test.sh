@@ -14,8 +14,8 @@
 # sockets, nc and the seed's client), then checks the log: one lease, never
 # lost, and RAM in use (static plus the stack high-water mark).
 #
-# With --static-address: the build with a fixed address (feature
-# static-address) on QEMU's default network, reached at 10.0.2.15.
+# With --static-address: the build with a fixed address (without the dhcp
+# feature) on QEMU's default network, reached at 10.0.2.15.
 # With --no-graphemes: the build without the Unicode tables, which reverses
 # by scalar values (for its stack figure).
 #
@@ -45,22 +45,22 @@ cd "$here"
 boot_timeout=60
 elf="$boards/target/$target/release/$package"
 board_mac=52:54:00:12:34:56
+features=()
+checks_args=()
 if $static_address; then
-    features=(--features static-address)
     board_ip=10.0.2.15
     user_net="user,restrict=on"
 else
     # Leases capped at 20 s, so renewals happen within the test (slirp's
     # own lease is 24 h).
-    features=(--features test-lease)
+    features+=(test-lease)
+    checks_args+=(--dhcp)
     board_ip=10.9.8.77
     user_net="user,restrict=on,net=10.9.8.0/24,dhcpstart=$board_ip"
 fi
-
-checks_args=()
-$static_address || checks_args+=(--dhcp)
-if ! $graphemes; then
-    features+=(--no-default-features)
+if $graphemes; then
+    features+=(graphemes)
+else
     checks_args+=(--chars)
 fi
 
@@ -76,7 +76,7 @@ if ! nc -h 2>&1 | grep -q -- '-N'; then
     exit 1
 fi
 
-cargo build --release --quiet "${features[@]}"
+cargo build --release --quiet --no-default-features --features "$(IFS=,; echo "${features[*]}")"
 # The seed's client (host-tap's reverse-client) is one of the real clients.
 workspace="$(cd "$boards/.." && pwd)"
 # Run from the host workspace: the board's .cargo/config.toml targets the board.

@@ -1,5 +1,5 @@
 //! The board's IPv4 address, prefix and gateway: leased by DHCPv4 (the
-//! default), or fixed at build time with the `static-address` feature.
+//! `dhcp` feature, on by default), or fixed at build time (without it).
 //!
 //! The DHCP client is smoltcp's, in a socket slot the server keeps for the
 //! board ([`Server::add_socket`]), so the server's poll runs it; after each
@@ -15,9 +15,9 @@ use smoltcp::wire::{HardwareAddress, Ipv4Address};
 
 use crate::resources::BoardServer;
 
-#[cfg(not(feature = "static-address"))]
+#[cfg(feature = "dhcp")]
 pub use self::dhcp::Addressing;
-#[cfg(feature = "static-address")]
+#[cfg(not(feature = "dhcp"))]
 pub use self::fixed::Addressing;
 
 /// The port the server listens on (TCP and UDP), for the log.
@@ -29,7 +29,7 @@ fn log_serving(address: Ipv4Address, iface: &Interface) {
     }
 }
 
-#[cfg(not(feature = "static-address"))]
+#[cfg(feature = "dhcp")]
 mod dhcp {
     use smoltcp::iface::{Interface, SocketHandle};
     use smoltcp::socket::dhcpv4;
@@ -106,7 +106,7 @@ mod dhcp {
     }
 }
 
-#[cfg(feature = "static-address")]
+#[cfg(not(feature = "dhcp"))]
 mod fixed {
     use smoltcp::iface::Interface;
     use smoltcp::wire::{IpCidr, Ipv4Address};
