@@ -22,6 +22,8 @@ use crate::reply::{ErrorCode, ErrorReply, MAX_ERROR_REPLY};
 use crate::session::{self, Finish, Session, SessionConfig, SessionStats};
 use crate::syn_guard::{HeldBy, SynGuard};
 
+mod caller_sockets;
+
 /// Datagrams each UDP buffer can hold at once.
 pub const UDP_PACKETS: usize = 8;
 /// Most sockets answering `ERR busy` at once. smoltcp has no listen
@@ -68,6 +70,9 @@ pub struct ServerConfig {
     /// are still unacknowledged the idle timeout applies instead, counted
     /// from the last reply the peer acknowledged.
     pub close_timeout: Duration,
+    /// Socket slots kept for the caller's own sockets (a DHCP client, DNS),
+    /// added with [`Server::add_socket`]; default 0.
+    pub caller_sockets: usize,
 }
 
 /// The port the seed's `thread_server` uses.
@@ -90,6 +95,7 @@ impl ServerConfig {
             session: SessionConfig::new(max_line),
             tcp_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(30),
+            caller_sockets: 0,
         }
     }
 }
@@ -303,7 +309,8 @@ impl<const LINE: usize> Slot<LINE> {
 ///
 /// - `SESSIONS`: most concurrent sessions;
 /// - `SOCKETS`: socket slots, at least `SESSIONS + 2` (a busy and the UDP
-///   socket); up to [`BUSY_SOCKETS`] - 1 more serve bursts of rejections;
+///   socket) plus [`ServerConfig::caller_sockets`]; up to [`BUSY_SOCKETS`] - 1
+///   more serve bursts of rejections;
 /// - `RX`, `TX`: each session's TCP receive and send buffer (also the UDP
 ///   buffers); `TX` must hold the largest reply (`max_line + 2`, at least 64);
 /// - `LINE`: each session's line buffer, the largest `max_line`.
@@ -556,7 +563,11 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
         config: ServerConfig,
         resources: &'a mut ServerResources<'a, SESSIONS, SOCKETS, RX, TX, LINE>,
     ) -> Result<Self, ConfigError> {
-        let max_sessions = SESSIONS.min(SOCKETS.saturating_sub(2));
+        let max_sessions = SESSIONS.min(
+            SOCKETS
+                .saturating_sub(config.caller_sockets)
+                .saturating_sub(2),
+        );
         if config.sessions == 0 || config.sessions > max_sessions {
             return Err(ConfigError::Sessions { max: max_sessions });
         }
@@ -606,7 +617,10 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
             *slot = Slot::new();
             slot.session.set_config(config.session)?;
         }
-        let free_slots = SOCKETS - config.sessions - usize::from(config.udp_port.is_some());
+        let free_slots = SOCKETS
+            - config.sessions
+            - usize::from(config.udp_port.is_some())
+            - config.caller_sockets;
         let mut busy = heapless::Vec::new();
         for (rx, tx) in busy_rx.iter_mut().zip(busy_tx.iter_mut()).take(free_slots) {
             let mut socket = tcp_socket(rx, tx);
