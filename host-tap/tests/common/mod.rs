@@ -47,7 +47,14 @@ pub fn in_own_namespace(test: &str, tools: &[&str], body: impl FnOnce()) {
     unshare
         .args(["--net", "--mount", "--"])
         .arg(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        // `--include-ignored`: an ignored test that was asked for runs here too.
+        .args([
+            test,
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "--include-ignored",
+        ])
         .env(INSIDE_NAMESPACE, "1");
     let output = run(&mut unshare, b"", TEST_LIMIT);
     expect_one_passed(test, "its namespace", &output);
