@@ -57,7 +57,14 @@ pub fn in_own_namespace(test: &str, tools: &[&str], body: impl FnOnce()) {
         return;
     }
     let mut unshare = rerun_inside().unwrap_or_else(|error| panic!("{test}: {error}"));
-    unshare.args([test, "--exact", "--nocapture", "--test-threads=1"]);
+    // `--include-ignored`: an ignored test that was asked for runs here too.
+    unshare.args([
+        test,
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+        "--include-ignored",
+    ]);
     let output = run(&mut unshare, b"", TEST_LIMIT);
     expect_one_passed(test, "its namespace", &output);
 }
