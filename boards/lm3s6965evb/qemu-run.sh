@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Cargo runner: boots the firmware ELF on QEMU's lm3s6965evb and decodes its
 # defmt log (written to QEMU's stdout through semihosting) with defmt-print.
-# The user network is restricted (no outbound traffic) and forwards only
+# The user network is restricted (no outbound traffic), leases the board
+# 10.0.2.15 by DHCP (the firmware's default; the build without the dhcp
+# feature uses the same address) and forwards only
 # 127.0.0.1:8888 (TCP and UDP) to the guest's port 8888. Restricted slirp
 # drops every UDP datagram the guest sends, so UDP answers never come back
 # this way (qemu-test.sh reaches UDP through a socket backend instead).

@@ -20,7 +20,7 @@ fn row<S>(name: &str, capacity: Capacity) {
     println!(
         "| {name} | {} | {} | {}/{} | {} | {per_session} | {} | {} |",
         capacity.sessions,
-        capacity.busy_sockets,
+        capacity.spare_sockets,
         capacity.rx_buffer,
         capacity.tx_buffer,
         capacity.line_buffer,
@@ -36,11 +36,11 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|");
     row::<StaticResources<'static, 3, 5, 1024, 1024, 512>>(
         "board (lm3s6965evb)",
-        Capacity::new(3, 1024, 512).with_busy_sockets(1),
+        Capacity::new(3, 1024, 512).with_spare_sockets(1),
     );
     row::<StaticResources<'static, 8, 10, 2048, 2048, 1024>>(
         "small host",
-        Capacity::new(8, 2048, 1024).with_busy_sockets(1),
+        Capacity::new(8, 2048, 1024).with_spare_sockets(1),
     );
     row::<StaticResources<'static, 64, 69, 16384, 16384, 1024>>(
         "host-tap default (64 sessions, --max-line 1024)",

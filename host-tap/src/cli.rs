@@ -7,25 +7,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+use host_tap::settings::{
+    DEFAULT_ADDRESS, DEFAULT_MAC, DEFAULT_MAX_LINE, DEFAULT_SESSIONS, DEFAULT_TAP, LINE_CAPACITY,
+    MAX_ADDRESSES, MAX_SESSIONS, NetworkSettings, Settings, TapSettings, parse_unicast_mac,
+};
 use reversal_core::{Mode, ServerConfig, SessionConfig};
-use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address};
+use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address, Ipv6Address};
 
 use crate::exit::Exit;
-
-/// Most sessions a server can be started with.
-pub const MAX_SESSIONS: usize = 1024;
-/// Each session's TCP receive and send buffer, in bytes.
-pub const SOCKET_BUFFER: usize = 16 * 1024;
-/// The largest `--max-line`.
-pub const LINE_CAPACITY: usize = 8 * 1024;
-/// Addresses smoltcp's interface holds (feature `iface-max-addr-count-4`).
-pub const MAX_ADDRESSES: usize = 4;
-// The largest reply (a full line and CR LF) must fit a send buffer, or the
-// core refuses the largest `--max-line`.
-const _: () = assert!(SessionConfig::new(LINE_CAPACITY).max_reply_len() <= SOCKET_BUFFER);
-
-/// The address served when no `--address` is given.
-pub const DEFAULT_ADDRESS: &str = "192.168.69.1/24";
 
 /// The examples `--help` shows (the exit-code table follows them).
 pub const EXAMPLES: &str = "\
@@ -93,15 +82,6 @@ pub struct Timer(pub Option<Duration>);
 
 /// Parses `off`, `0`, or a humantime duration such as `50ms` or `2m`.
 ///
-/// ```
-/// use host_tap::cli::{parse_timer, Timer};
-/// use std::time::Duration;
-///
-/// assert_eq!(parse_timer("2m"), Ok(Timer(Some(Duration::from_secs(120)))));
-/// assert_eq!(parse_timer("off"), Ok(Timer(None)));
-/// assert_eq!(parse_timer("0"), Ok(Timer(None)));
-/// ```
-///
 /// # Errors
 ///
 /// The text is neither `off` nor a duration of at most [`MAX_DURATION`].
@@ -136,7 +116,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[command(name = "host-tap", version)]
 pub struct Args {
     /// TAP device to attach to (create it first, see the examples; or use --create-tap).
-    #[arg(long, value_name = "NAME", default_value = "tap0")]
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_TAP)]
     pub tap: String,
 
     /// Our address and prefix on the TAP's network, IPv4 or IPv6; repeat for more
@@ -150,7 +130,7 @@ pub struct Args {
     pub gateways: Vec<String>,
 
     /// Our Ethernet address (unicast).
-    #[arg(long, value_name = "MAC", default_value = "02:00:00:00:00:01")]
+    #[arg(long, value_name = "MAC", default_value = DEFAULT_MAC)]
     pub mac: String,
 
     /// TCP port, as the seed's `thread_server -p 8888`.
@@ -166,11 +146,11 @@ pub struct Args {
     pub no_udp: bool,
 
     /// Concurrent sessions; one more client gets `ERR busy` (1 to 1024).
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SESSIONS)]
     pub sessions: usize,
 
     /// Longest line in bytes, terminator excluded; longer gets `ERR too-long` (1 to 8192).
-    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE)]
     pub max_line: usize,
 
     /// What a reversal keeps whole.
@@ -213,45 +193,6 @@ pub fn command() -> clap::Command {
 pub fn parse() -> Args {
     let matches = command().get_matches();
     Args::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
-}
-
-/// Where the TAP comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TapSettings {
-    /// Interface name (a `tap%d` template with `create`).
-    pub name: String,
-    /// Create the interface instead of attaching to an existing one.
-    pub create: bool,
-    /// Addresses of the kernel's side of a created TAP.
-    pub host_addresses: Vec<(IpAddr, u8)>,
-}
-
-/// smoltcp's side of the network.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetworkSettings {
-    /// Our Ethernet address.
-    pub mac: EthernetAddress,
-    /// Our addresses (at most [`MAX_ADDRESSES`]).
-    pub addresses: Vec<IpCidr>,
-    /// The IPv4 default gateway.
-    pub ipv4_gateway: Option<Ipv4Address>,
-    /// The IPv6 default gateway.
-    pub ipv6_gateway: Option<Ipv6Address>,
-}
-
-/// Everything `host-tap` needs, checked.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    /// The TAP device.
-    pub tap: TapSettings,
-    /// Our side of the network.
-    pub network: NetworkSettings,
-    /// The server.
-    pub server: ServerConfig,
-    /// How long a shutdown may wait for open sessions.
-    pub shutdown_timeout: Duration,
-    /// Capture file.
-    pub pcap: Option<PathBuf>,
 }
 
 /// A command-line value that clap accepted but that cannot work.
@@ -336,15 +277,6 @@ impl std::error::Error for SettingsError {}
 impl Args {
     /// Checks every value and builds the settings.
     ///
-    /// ```
-    /// use clap::Parser;
-    /// use host_tap::cli::Args;
-    ///
-    /// let settings = Args::parse_from(["host-tap", "-p", "7777"]).settings().unwrap();
-    /// assert_eq!(settings.server.udp_port, Some(7777));
-    /// assert_eq!(settings.network.addresses[0].to_string(), "192.168.69.1/24");
-    /// ```
-    ///
     /// # Errors
     ///
     /// The first value that cannot work, as a [`SettingsError`].
@@ -372,7 +304,8 @@ impl Args {
             .map(|text| parse_cidr("--host-address", text))
             .collect::<Result<Vec<_>, _>>()?;
         let (ipv4_gateway, ipv6_gateway) = parse_gateways(&self.gateways)?;
-        let mac = parse_mac(&self.mac)?;
+        let mac = parse_unicast_mac(&self.mac)
+            .map_err(|reason| bad_address("--mac", &self.mac, reason))?;
 
         if self.port == 0 {
             return Err(SettingsError::BadPort { flag: "--port" });
@@ -484,38 +417,11 @@ fn parse_gateways(
     Ok((ipv4, ipv6))
 }
 
-/// Parses `02:00:00:00:00:01` (or with `-`) as a unicast Ethernet address.
-fn parse_mac(text: &str) -> Result<EthernetAddress, SettingsError> {
-    let octets: Vec<&str> = text.split([':', '-']).collect();
-    let mut mac = [0u8; 6];
-    let well_formed = octets.len() == 6
-        && octets.iter().zip(mac.iter_mut()).all(|(octet, byte)| {
-            octet.len() == 2
-                && u8::from_str_radix(octet, 16)
-                    .map(|value| *byte = value)
-                    .is_ok()
-        });
-    if !well_formed {
-        return Err(bad_address(
-            "--mac",
-            text,
-            "expected six hex octets, e.g. 02:00:00:00:00:01",
-        ));
-    }
-    let mac = EthernetAddress(mac);
-    // smoltcp panics on an interface MAC that is not unicast.
-    if !mac.is_unicast() {
-        return Err(bad_address(
-            "--mac",
-            text,
-            "a multicast or broadcast address cannot be a host's (the first octet must be even)",
-        ));
-    }
-    Ok(mac)
-}
-
 #[cfg(test)]
 mod tests {
+    use host_tap::settings::SOCKET_BUFFER;
+    use smoltcp::wire::EthernetAddress;
+
     use super::*;
 
     fn args(extra: &[&str]) -> Args {
@@ -706,11 +612,16 @@ mod tests {
     }
 
     #[test]
+    fn mac_octets_may_drop_a_leading_zero_as_in_smoltcp() {
+        let s = settings(&["--mac", "2:0:0:0:0:1"]).unwrap();
+        assert_eq!(s.network.mac, EthernetAddress([2, 0, 0, 0, 0, 1]));
+    }
+
+    #[test]
     fn malformed_mac_is_a_bad_address() {
         for mac in [
             "02:00:00:00:00",
             "02:00:00:00:00:0g",
-            "2:0:0:0:0:1",
             "02:00:00:00:00:01:00",
         ] {
             assert_eq!(exit_of(&["--mac", mac]), Exit::BadAddress, "{mac}");
@@ -795,6 +706,13 @@ mod tests {
             assert_eq!(error.exit_code(), i32::from(Exit::Usage.code()), "{flag}");
         }
         assert!(settings(&["--idle-timeout", "100y"]).is_ok());
+    }
+
+    #[test]
+    fn timers_are_off_zero_or_a_duration() {
+        assert_eq!(parse_timer("2m"), Ok(Timer(Some(Duration::from_secs(120)))));
+        assert_eq!(parse_timer("off"), Ok(Timer(None)));
+        assert_eq!(parse_timer("0"), Ok(Timer(None)));
     }
 
     #[test]

@@ -3,16 +3,9 @@
 
 use std::fmt::Write as _;
 
-use crate::tap::TapError;
+use host_tap::tap::TapError;
 
 /// Why `host-tap` ended; [`code`](Exit::code) is the process exit code.
-///
-/// ```
-/// use host_tap::exit::Exit;
-///
-/// assert_eq!(Exit::TapMissing.code(), 11);
-/// assert!(Exit::table().contains("11  the TAP device does not exist"));
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Stopped by SIGINT or SIGTERM (also when the shutdown ran out of time).
@@ -182,6 +175,18 @@ mod tests {
         assert_eq!(
             (denied, not_owner),
             (Exit::NoPermission, Exit::NoPermission)
+        );
+    }
+
+    #[test]
+    fn table_rows_read_code_then_meaning() {
+        assert_eq!(Exit::TapMissing.code(), 11);
+        let table = Exit::table();
+        assert!(
+            table
+                .lines()
+                .any(|row| row == "  11  the TAP device does not exist"),
+            "{table}"
         );
     }
 

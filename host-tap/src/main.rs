@@ -3,16 +3,24 @@
 //! Parses and checks the command line, opens (or creates) the TAP, and runs
 //! the event loop until SIGINT/SIGTERM; see `host-tap --help`.
 
+mod cli;
+mod event_loop;
+mod exit;
+mod pcap;
+
 use std::fmt;
 use std::process::ExitCode;
 
-use host_tap::cli::{self, Settings, SettingsError};
-use host_tap::event_loop::{self, End, LoopSettings, Outcome, Signals};
-use host_tap::exit::Exit;
-use host_tap::pcap::{PcapError, PcapFile};
+use host_tap::settings::Settings;
+use host_tap::signals::Signals;
 use host_tap::tap::{TapDevice, TapError};
 use reversal_core::server::ConfigError;
 use smoltcp::phy::{PcapMode, PcapWriter};
+
+use crate::cli::SettingsError;
+use crate::event_loop::{End, LoopSettings, Outcome};
+use crate::exit::Exit;
+use crate::pcap::{PcapError, PcapFile};
 
 /// Why `host-tap` could not serve.
 #[derive(Debug)]
@@ -34,7 +42,7 @@ impl Failure {
             Failure::Tap(error) => Exit::of_tap_error(error),
             Failure::Pcap(_) => Exit::Pcap,
             Failure::Config(ConfigError::Port) => Exit::BadPort,
-            Failure::Config(ConfigError::Sessions { .. } | ConfigError::BusySockets { .. }) => {
+            Failure::Config(ConfigError::Sessions { .. } | ConfigError::SpareSockets { .. }) => {
                 Exit::BadSessions
             }
             Failure::Config(ConfigError::Session(_) | ConfigError::SendBuffer { .. }) => {

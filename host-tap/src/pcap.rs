@@ -13,16 +13,8 @@ use std::path::{Path, PathBuf};
 use smoltcp::phy::PcapSink;
 
 /// A capture file; every frame is flushed as it is written, so the file can
-/// be read while the server runs and is complete when it is killed.
-///
-/// ```no_run
-/// use host_tap::pcap::PcapFile;
-/// use smoltcp::phy::{PcapMode, PcapWriter};
-///
-/// let device = host_tap::tap::TapDevice::open("tap0")?;
-/// let capture = PcapWriter::new(device, PcapFile::create("/tmp/tap0.pcap")?, PcapMode::Both);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
+/// be read while the server runs and is complete when it is killed. It is
+/// the sink of a [`PcapWriter`](smoltcp::phy::PcapWriter) around the device.
 #[derive(Debug)]
 pub struct PcapFile {
     writer: BufWriter<File>,
@@ -75,11 +67,6 @@ impl PcapFile {
         }
     }
 
-    /// Whether a write failed and the capture stopped.
-    pub fn failed(&self) -> bool {
-        self.failed
-    }
-
     fn attempt(&mut self, operation: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>) {
         if self.failed {
             return;
@@ -124,7 +111,7 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         assert_eq!(bytes.len(), 24 + 16 + 60);
         assert_eq!(&bytes[..4], &0xa1b2_c3d4u32.to_ne_bytes());
-        assert!(!file.failed());
+        assert!(!file.failed);
     }
 
     #[test]
@@ -143,8 +130,8 @@ mod tests {
         // /dev/full accepts the open and fails every write with ENOSPC.
         let mut file = PcapFile::create("/dev/full").unwrap();
         file.packet(Instant::ZERO, &[0; 60]);
-        assert!(file.failed());
+        assert!(file.failed);
         file.packet(Instant::ZERO, &[0; 60]);
-        assert!(file.failed());
+        assert!(file.failed);
     }
 }

@@ -12,8 +12,6 @@
 //!
 //! Run with: `cargo test -p host-tap --release --test e2e -- --nocapture`.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
@@ -22,9 +20,9 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{
-    COMMAND_LIMIT, Killed, NOBODY, in_own_namespace, interface_exists, ip, run, run_ip, wait_until,
-};
+use reversal_netns::namespace::{NOBODY, in_own_namespace};
+use reversal_netns::process::{COMMAND_LIMIT, Killed, run, wait_until};
+use reversal_netns::tap::{interface_exists, ip, run_ip};
 
 const HOST_TAP: &str = env!("CARGO_BIN_EXE_host-tap");
 const REVERSE_CLIENT: &str = env!("CARGO_BIN_EXE_reverse-client");
@@ -35,7 +33,7 @@ const SERVER_IP: &str = "192.168.69.1";
 const HOST_CIDR: &str = "192.168.69.100/24";
 const PORT: u16 = 8888;
 
-/// How long `host-tap` may take to say it is ready (other bounds: `common`).
+/// How long `host-tap` may take to say it is ready (other bounds: `reversal_netns`).
 const START_LIMIT: Duration = Duration::from_secs(10);
 /// Read and write timeout of the test's own sockets.
 const IO_LIMIT: Duration = Duration::from_secs(10);
@@ -43,7 +41,7 @@ const IO_LIMIT: Duration = Duration::from_secs(10);
 // ---------------------------------------------------------------------------
 // Namespaces and processes
 
-/// Runs `body` for `test` in a namespace of its own (see `common`); `tools`
+/// Runs `body` for `test` in a namespace of its own (see `reversal_netns`); `tools`
 /// are the programs it needs besides `kill`, which every test here may use.
 fn e2e(test: &str, tools: &[&str], body: impl FnOnce()) {
     let tools: Vec<&str> = ["kill"].iter().chain(tools).copied().collect();

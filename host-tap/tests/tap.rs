@@ -2,13 +2,11 @@
 //!
 //! A TAP must never touch the host's network, so every test here re-runs
 //! itself in a fresh network and mount namespace (`unshare --net --mount`)
-//! and does its work there (see `common`). Without root, `/dev/net/tun`,
-//! `unshare` or a tool a test needs, the tests print `skipped: ...` and pass,
-//! unless `REQUIRE_TAP=1`, where they fail instead.
+//! and does its work there (see `reversal_netns::namespace`). Without root,
+//! `/dev/net/tun`, `unshare` or a tool a test needs, the tests print
+//! `skipped: ...` and pass, unless `REQUIRE_TAP=1`, where they fail instead.
 //!
 //! Run with: `cargo test -p host-tap --test tap -- --nocapture`.
-
-mod common;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
@@ -19,10 +17,10 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use common::{
-    COMMAND_LIMIT, NOBODY, expect_one_passed, in_own_namespace, interface_exists, ip, run, run_ip,
-};
 use host_tap::tap::{TapDevice, TapError};
+use reversal_netns::namespace::{NOBODY, expect_one_passed, in_own_namespace};
+use reversal_netns::process::{COMMAND_LIMIT, run};
+use reversal_netns::tap::{interface_exists, ip, run_ip};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{Device, TxToken};
 use smoltcp::socket::tcp;

@@ -32,7 +32,7 @@
 //!
 //! let mut sim = Sim::new(1);
 //! // The server borrows its memory for as long as it lives: leak it.
-//! let capacity = Capacity::new(2, 1024, 128).with_busy_sockets(1);
+//! let capacity = Capacity::new(2, 1024, 128).with_spare_sockets(1);
 //! let resources = Box::leak(Box::new(HeapResources::new(capacity)));
 //! let server_address = IpCidr::new(IpAddress::v4(10, 0, 0, 1), 24);
 //! let server = ServerParty::new(
@@ -658,7 +658,7 @@ pub struct Talk {
 /// use smoltcp::time::Duration;
 ///
 /// // The server borrows its memory for as long as it lives: leak it.
-/// let capacity = Capacity::new(2, 1024, 128).with_busy_sockets(1);
+/// let capacity = Capacity::new(2, 1024, 128).with_spare_sockets(1);
 /// let resources = Box::leak(Box::new(HeapResources::new(capacity)));
 /// let mut net = Network::new(0, ServerConfig::new(2, 128), resources).unwrap();
 ///
@@ -898,7 +898,7 @@ mod tests {
 
     /// Memory for two sessions and one busy socket.
     fn small_resources() -> &'static mut HeapResources<'static> {
-        let capacity = Capacity::new(2, 512, 64).with_busy_sockets(1);
+        let capacity = Capacity::new(2, 512, 64).with_spare_sockets(1);
         Box::leak(Box::new(HeapResources::new(capacity)))
     }
 

@@ -13,7 +13,7 @@ const END_LIMIT: Duration = Duration::from_secs(600);
 /// One session and `busy_sockets` sockets to say `ERR busy`.
 fn one_session(busy_sockets: usize) -> Network {
     let _ = env_logger::builder().is_test(true).try_init();
-    let capacity = Capacity::new(1, 1024, MAX_LINE).with_busy_sockets(busy_sockets);
+    let capacity = Capacity::new(1, 1024, MAX_LINE).with_spare_sockets(busy_sockets);
     let resources = Box::leak(Box::new(HeapResources::new(capacity)));
     Network::new(0, ServerConfig::new(1, MAX_LINE), resources).unwrap()
 }

@@ -247,7 +247,7 @@ fn rough_conversations(seed: u64, shape: Shape) -> Outcome {
         "rough-{}x{}x{}",
         shape.hosts, shape.conversations_per_host, shape.lines
     ));
-    let capacity = Capacity::new(sessions, SERVER_BUFFER, MAX_LINE).with_busy_sockets(1);
+    let capacity = Capacity::new(sessions, SERVER_BUFFER, MAX_LINE).with_spare_sockets(1);
     let resources = Box::leak(Box::new(HeapResources::new(capacity)));
     let server = ServerParty::new(
         sim.attach(PortConfig::default()),

@@ -25,7 +25,7 @@ const REPLY_LIMIT: Duration = Duration::from_secs(60);
 const END_LIMIT: Duration = Duration::from_secs(600);
 
 /// The server's memory, with one busy socket.
-const CAPACITY: Capacity = Capacity::new(SESSIONS, SERVER_BUFFER, MAX_LINE).with_busy_sockets(1);
+const CAPACITY: Capacity = Capacity::new(SESSIONS, SERVER_BUFFER, MAX_LINE).with_spare_sockets(1);
 type Net = Network;
 
 fn init_log() {

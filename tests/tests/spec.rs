@@ -20,7 +20,7 @@ const REPLY_LIMIT: Duration = Duration::from_secs(30);
 const END_LIMIT: Duration = Duration::from_secs(600);
 
 /// The server's memory: 1 KiB socket buffers and one busy socket.
-const CAPACITY: Capacity = Capacity::new(SESSIONS, 1024, MAX_LINE).with_busy_sockets(1);
+const CAPACITY: Capacity = Capacity::new(SESSIONS, 1024, MAX_LINE).with_spare_sockets(1);
 type Net = Network;
 
 fn init_log() {

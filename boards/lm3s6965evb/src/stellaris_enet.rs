@@ -1,7 +1,8 @@
-//! Stellaris (LM3S6965) Ethernet MAC as a smoltcp [`Device`].
+//! Stellaris (LM3S6965) Ethernet MAC as a [`Mac`], which
+//! `reversal_board::FrameDevice` makes a smoltcp `Device`.
 //!
 //! The MAC moves frames through two word-wide FIFOs behind one `DATA`
-//! register, so the driver copies every frame between the FIFO and one fixed
+//! register, so every frame is copied between the FIFO and one fixed
 //! receive buffer or one fixed transmit buffer: no allocation, no DMA.
 //!
 //! The reference for behaviour is QEMU's `hw/net/stellaris_enet.c` (what the
@@ -24,16 +25,12 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use cortex_m::interrupt::InterruptNumber;
 use cortex_m::peripheral::NVIC;
-use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
-use smoltcp::time::Instant;
+use reversal_board::frames::ETHERNET_HEADER_LEN;
+use reversal_board::{FRAME_CAPACITY, Mac};
 use smoltcp::wire::EthernetAddress;
 
-/// Largest Ethernet frame (without FCS) the driver moves: 1514 bytes for a
-/// 1500-byte MTU, room for a VLAN tag, rounded up to whole FIFO words.
-pub const FRAME_CAPACITY: usize = 1520;
+use crate::sysctl;
 
-/// Ethernet II header: destination, source, EtherType.
-const ETHERNET_HEADER_LEN: usize = 14;
 /// Bytes the receive FIFO adds around each frame: length prefix and FCS.
 const RX_PREFIX_LEN: usize = 2;
 const RX_FCS_LEN: usize = 4;
@@ -94,16 +91,10 @@ const TCTL_DUPLEX: u32 = 1 << 3;
 /// until the frame has left (QEMU sends at once and reads 0).
 const TR_NEWTX: u32 = 1 << 0;
 
-/// System control: run-mode clock gating for the EMAC and its PHY. QEMU
-/// ignores the gates; silicon faults on access to a gated peripheral.
-const SYSCTL_RCGC2: usize = 0x400F_E108;
+/// Run-mode clock gating 2: the EMAC and its PHY. Silicon faults on access
+/// to a gated peripheral.
 const RCGC2_EMAC0: u32 = 1 << 28;
 const RCGC2_EPHY0: u32 = 1 << 30;
-/// Factory MAC address of the evaluation board, three bytes in each register
-/// (all ones when erased). Silicon resets MACIA0/1 to zero and expects
-/// software to copy it; QEMU fills MACIA0/1 from `-nic ...,mac=` itself.
-const SYSCTL_USER0: usize = 0x400F_E1E0;
-const SYSCTL_USER1: usize = 0x400F_E1E4;
 
 /// The MAC's interrupt line on the NVIC (LM3S6965 vector 58).
 #[derive(Clone, Copy)]
@@ -129,14 +120,8 @@ fn read(reg: Reg) -> u32 {
 
 fn write(reg: Reg, value: u32) {
     // SAFETY: as in `read`; writes of `Data` push the transmit FIFO, which
-    // only a `TxToken` (borrowing the one `StellarisEnet`) does.
+    // only `&mut StellarisEnet` methods do.
     unsafe { ptr::write_volatile((MAC_BASE + reg as usize) as *mut u32, value) }
-}
-
-fn read_sysctl(address: usize) -> u32 {
-    // SAFETY: `address` is one of the SYSCTL registers named above, always
-    // mapped and free of read side effects.
-    unsafe { ptr::read_volatile(address as *const u32) }
 }
 
 /// Set by [`StellarisEnet::new`]: there is one MAC, so one driver.
@@ -162,66 +147,45 @@ impl fmt::Display for InitError {
 
 /// Why a frame in the receive FIFO was dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
-enum RxDrop {
+pub enum RxDrop {
     /// Shorter than an Ethernet header.
-    Runt { frame_len: usize },
+    Runt {
+        /// The frame's length without FCS.
+        frame_len: usize,
+    },
     /// Longer than [`FRAME_CAPACITY`].
-    TooLong { frame_len: usize },
+    TooLong {
+        /// The frame's length without FCS.
+        frame_len: usize,
+    },
     /// The length prefix cannot be real: the FIFO was reset.
-    LostFraming { fifo_len: usize },
-}
-
-/// The two frame buffers the driver copies through; keep them in a `static`.
-pub struct FrameBuffers {
-    rx: [u8; FRAME_CAPACITY],
-    tx: [u8; FRAME_CAPACITY],
-}
-
-impl FrameBuffers {
-    /// Zeroed buffers, usable as a `static` initialiser.
-    pub const fn new() -> Self {
-        Self {
-            rx: [0; FRAME_CAPACITY],
-            tx: [0; FRAME_CAPACITY],
-        }
-    }
-}
-
-impl Default for FrameBuffers {
-    fn default() -> Self {
-        Self::new()
-    }
+    LostFraming {
+        /// The length the prefix claimed.
+        fifo_len: usize,
+    },
 }
 
 /// The Ethernet MAC, started and receiving.
-pub struct StellarisEnet<'b> {
-    buffers: &'b mut FrameBuffers,
+#[derive(Debug)]
+pub struct StellarisEnet {
     mac_address: EthernetAddress,
-    rx_dropped: u32,
 }
 
-impl<'b> StellarisEnet<'b> {
+impl StellarisEnet {
     /// Clocks, resets and starts the MAC: transmit with hardware FCS and
     /// padding, receive enabled (frames that arrive from now on are kept),
     /// the MAC's interrupt line enabled on the NVIC with every source masked
-    /// (see [`enable_rx_wakeup`](Self::enable_rx_wakeup)).
+    /// (see [`Mac::enable_rx_wakeup`]).
     ///
     /// The MAC address is the one in MACIA0/1 (QEMU puts its `-nic` address
     /// there), else the board's factory address in USER0/1, which is then
     /// programmed into MACIA0/1.
-    pub fn new(buffers: &'b mut FrameBuffers) -> Result<Self, InitError> {
+    pub fn new() -> Result<Self, InitError> {
         if TAKEN.swap(true, Ordering::AcqRel) {
             return Err(InitError::AlreadyTaken);
         }
 
-        // SAFETY: read-modify-write of the clock-gating register from the one
-        // driver instance, before any interrupt handler can touch it.
-        unsafe {
-            let rcgc2 = SYSCTL_RCGC2 as *mut u32;
-            ptr::write_volatile(rcgc2, ptr::read_volatile(rcgc2) | RCGC2_EMAC0 | RCGC2_EPHY0);
-        }
-        // Silicon needs a few clocks after ungating before the registers answer.
-        cortex_m::asm::delay(16);
+        sysctl::ungate(sysctl::RCGC2, RCGC2_EMAC0 | RCGC2_EPHY0);
 
         write(Reg::Rctl, 0);
         write(Reg::Tctl, 0);
@@ -248,48 +212,40 @@ impl<'b> StellarisEnet<'b> {
         // reaches (`on_interrupt`) only masks MACIM again.
         unsafe { NVIC::unmask(EthernetIrq) };
 
-        Ok(Self {
-            buffers,
-            mac_address,
-            rx_dropped: 0,
-        })
-    }
-
-    /// The address the MAC answers to.
-    pub fn mac_address(&self) -> EthernetAddress {
-        self.mac_address
-    }
-
-    /// Frames dropped since start: runts, frames over [`FRAME_CAPACITY`],
-    /// and frames lost to a FIFO reset.
-    pub fn rx_dropped(&self) -> u32 {
-        self.rx_dropped
-    }
-
-    /// Whether a received frame waits in the FIFO.
-    pub fn rx_pending(&self) -> bool {
-        read(Reg::Np) != 0
-    }
-
-    /// Lets the next received frame raise the Ethernet interrupt, so that a
-    /// `wfi` returns when one arrives. Call with interrupts disabled, then
-    /// check [`rx_pending`](Self::rx_pending) before `wfi`: a frame that came
-    /// in earlier was already acknowledged.
-    pub fn enable_rx_wakeup(&mut self) {
-        write(Reg::RisIack, INT_RX);
-        write(Reg::Im, INT_RX);
+        Ok(Self { mac_address })
     }
 
     /// The Ethernet interrupt handler's whole job: mask the MAC's sources so
     /// the level-triggered line drops. The woken main loop reads the FIFO and
-    /// re-arms with [`enable_rx_wakeup`](Self::enable_rx_wakeup).
+    /// re-arms with [`Mac::enable_rx_wakeup`].
     pub fn on_interrupt() {
         write(Reg::Im, 0);
     }
+}
 
-    /// Pops the next frame into the receive buffer and returns its length
-    /// (without FCS). A frame that can't be delivered is consumed anyway.
-    fn pop_frame(&mut self) -> Result<usize, RxDrop> {
+impl Mac for StellarisEnet {
+    type RxDrop = RxDrop;
+
+    /// Silicon's 2 KiB receive FIFO holds one full-size frame. (QEMU queues
+    /// up to 31 frames.)
+    const RX_BURST: usize = 1;
+
+    fn address(&self) -> EthernetAddress {
+        self.mac_address
+    }
+
+    fn rx_pending(&self) -> bool {
+        read(Reg::Np) != 0
+    }
+
+    /// A frame that came in before this was already acknowledged: the
+    /// caller checks `rx_pending` after.
+    fn enable_rx_wakeup(&mut self) {
+        write(Reg::RisIack, INT_RX);
+        write(Reg::Im, INT_RX);
+    }
+
+    fn pop_frame(&mut self, rx: &mut [u8; FRAME_CAPACITY]) -> Result<usize, RxDrop> {
         let first = read(Reg::Data);
         let fifo_len = (first & 0xFFFF) as usize;
         let words = fifo_len.div_ceil(4);
@@ -317,7 +273,6 @@ impl<'b> StellarisEnet<'b> {
             return Err(drop);
         }
 
-        let rx = &mut self.buffers.rx;
         rx[..2].copy_from_slice(&first.to_le_bytes()[2..]);
         let mut filled = 2;
         for _ in 1..words {
@@ -329,6 +284,27 @@ impl<'b> StellarisEnet<'b> {
         }
         Ok(frame_len)
     }
+
+    fn push_frame(&mut self, frame: &[u8]) {
+        // The FIFO holds one frame: wait for the previous one to leave (up to
+        // ~1.2 ms at 10 Mbit/s on silicon; never under QEMU).
+        while read(Reg::Tr) & TR_NEWTX != 0 {}
+
+        let data_len = frame.len().saturating_sub(ETHERNET_HEADER_LEN) as u32;
+        let (head, rest) = frame.split_at(2.min(frame.len()));
+        let mut first = [0; 2];
+        first[..head.len()].copy_from_slice(head);
+        write(
+            Reg::Data,
+            data_len | u32::from(u16::from_le_bytes(first)) << 16,
+        );
+        for chunk in rest.chunks(4) {
+            let mut word = [0; 4];
+            word[..chunk.len()].copy_from_slice(chunk);
+            write(Reg::Data, u32::from_le_bytes(word));
+        }
+        write(Reg::Tr, TR_NEWTX);
+    }
 }
 
 fn mac_from_ia() -> Option<EthernetAddress> {
@@ -339,106 +315,10 @@ fn mac_from_ia() -> Option<EthernetAddress> {
 }
 
 fn mac_from_user_registers() -> Option<EthernetAddress> {
-    let [u0, u1, u2, _] = read_sysctl(SYSCTL_USER0).to_le_bytes();
-    let [u3, u4, u5, _] = read_sysctl(SYSCTL_USER1).to_le_bytes();
+    // Silicon resets MACIA0/1 to zero and expects software to copy the
+    // factory address; QEMU fills MACIA0/1 from `-nic ...,mac=` itself.
+    let [u0, u1, u2, _] = sysctl::read(sysctl::USER0).to_le_bytes();
+    let [u3, u4, u5, _] = sysctl::read(sysctl::USER1).to_le_bytes();
     let address = EthernetAddress([u0, u1, u2, u3, u4, u5]);
     address.is_unicast().then_some(address)
-}
-
-/// Pushes `frame` (an Ethernet frame without FCS) into the transmit FIFO and
-/// starts sending it.
-fn send(frame: &[u8]) {
-    // The FIFO holds one frame: wait for the previous one to leave (up to
-    // ~1.2 ms at 10 Mbit/s on silicon; never under QEMU).
-    while read(Reg::Tr) & TR_NEWTX != 0 {}
-
-    let data_len = frame.len().saturating_sub(ETHERNET_HEADER_LEN) as u32;
-    let (head, rest) = frame.split_at(2.min(frame.len()));
-    let mut first = [0; 2];
-    first[..head.len()].copy_from_slice(head);
-    write(
-        Reg::Data,
-        data_len | u32::from(u16::from_le_bytes(first)) << 16,
-    );
-    for chunk in rest.chunks(4) {
-        let mut word = [0; 4];
-        word[..chunk.len()].copy_from_slice(chunk);
-        write(Reg::Data, u32::from_le_bytes(word));
-    }
-    write(Reg::Tr, TR_NEWTX);
-}
-
-/// A received frame, already out of the FIFO.
-pub struct RxToken<'a> {
-    frame: &'a [u8],
-}
-
-impl phy::RxToken for RxToken<'_> {
-    fn consume<R, F>(self, f: F) -> R
-    where
-        F: FnOnce(&[u8]) -> R,
-    {
-        f(self.frame)
-    }
-}
-
-/// Room for one frame to send; holding it means holding the MAC.
-pub struct TxToken<'a> {
-    buffer: &'a mut [u8; FRAME_CAPACITY],
-}
-
-impl phy::TxToken for TxToken<'_> {
-    fn consume<R, F>(self, len: usize, f: F) -> R
-    where
-        F: FnOnce(&mut [u8]) -> R,
-    {
-        let frame = &mut self.buffer[..len];
-        let result = f(frame);
-        send(frame);
-        result
-    }
-}
-
-impl Device for StellarisEnet<'_> {
-    type RxToken<'a>
-        = RxToken<'a>
-    where
-        Self: 'a;
-    type TxToken<'a>
-        = TxToken<'a>
-    where
-        Self: 'a;
-
-    fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
-        while self.rx_pending() {
-            match self.pop_frame() {
-                Ok(len) => {
-                    let FrameBuffers { rx, tx } = &mut *self.buffers;
-                    return Some((RxToken { frame: &rx[..len] }, TxToken { buffer: tx }));
-                }
-                Err(drop) => {
-                    self.rx_dropped = self.rx_dropped.wrapping_add(1);
-                    defmt::warn!("ethernet: dropped received frame: {}", drop);
-                }
-            }
-        }
-        None
-    }
-
-    fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_>> {
-        Some(TxToken {
-            buffer: &mut self.buffers.tx,
-        })
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = ETHERNET_HEADER_LEN + 1500;
-        // Silicon's 2 KiB receive FIFO holds one full-size frame; smoltcp then
-        // keeps TCP windows at one segment so a peer cannot overrun it.
-        // (QEMU queues up to 31 frames.)
-        caps.max_burst_size = Some(1);
-        caps
-    }
 }

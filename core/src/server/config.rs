@@ -40,6 +40,11 @@ pub struct ServerConfig {
     /// are still unacknowledged the idle timeout applies instead, counted
     /// from the last reply the peer acknowledged.
     pub close_timeout: Duration,
+    /// Socket slots kept for the caller's own sockets (a DHCP client, DNS),
+    /// added with [`Server::add_socket`](super::Server::add_socket); taken
+    /// from the resources' spare sockets, which must keep at least one for
+    /// a busy socket. Default 0.
+    pub caller_sockets: usize,
 }
 
 /// The port the seed's `thread_server` uses.
@@ -62,6 +67,7 @@ impl ServerConfig {
             session: SessionConfig::new(max_line),
             tcp_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(30),
+            caller_sockets: 0,
         }
     }
 
@@ -132,6 +138,20 @@ impl ServerConfig {
             ..self
         }
     }
+
+    /// With `count` socket slots kept for the caller's own sockets.
+    ///
+    /// ```
+    /// let config = reversal_core::ServerConfig::new(3, 512).with_caller_sockets(1);
+    /// assert_eq!(config.caller_sockets, 1);
+    /// ```
+    #[must_use]
+    pub const fn with_caller_sockets(self, count: usize) -> Self {
+        ServerConfig {
+            caller_sockets: count,
+            ..self
+        }
+    }
 }
 
 /// A server configuration that does not fit the resources or cannot work.
@@ -150,10 +170,13 @@ pub enum ConfigError {
         /// The most sessions these resources can serve.
         max: usize,
     },
-    /// The resources have no busy socket, or more than the server uses.
-    BusySockets {
-        /// The most busy sockets a server uses.
-        max: usize,
+    /// The resources' spare sockets cannot hold the caller's sockets and
+    /// at least one busy socket.
+    SpareSockets {
+        /// Spare sockets needed: the caller's and one busy socket.
+        needed: usize,
+        /// The resources' spare sockets.
+        capacity: usize,
     },
     /// The session configuration does not fit the line buffer.
     Session(session::ConfigError),
@@ -171,7 +194,10 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::Port => f.write_str("port 0 is not a port a client can reach"),
             ConfigError::Sessions { max } => write!(f, "sessions must be 1 to {max}"),
-            ConfigError::BusySockets { max } => write!(f, "busy sockets must be 1 to {max}"),
+            ConfigError::SpareSockets { needed, capacity } => write!(
+                f,
+                "{capacity} spare sockets cannot hold the caller's sockets and a busy socket: {needed} needed"
+            ),
             ConfigError::Session(e) => e.fmt(f),
             ConfigError::SendBuffer { needed, capacity } => write!(
                 f,

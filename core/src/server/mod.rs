@@ -15,6 +15,7 @@
 //! filters (`receive`); this file is the poll loop that runs them in turn.
 
 mod busy;
+mod caller_sockets;
 mod config;
 mod context;
 mod counters;
@@ -27,7 +28,7 @@ mod udp;
 
 use core::fmt;
 
-use smoltcp::iface::{Interface, PollResult, SocketSet};
+use smoltcp::iface::{Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::Device;
 use smoltcp::socket::tcp::{Socket as TcpSocket, State as TcpState};
 use smoltcp::socket::udp::PacketBuffer;
@@ -52,7 +53,7 @@ use tcp::Sessions;
 use udp::Udp;
 
 /// Rounds of receive/answer/transmit in one [`Server::poll`] before it yields.
-const MAX_ROUNDS: usize = 16;
+pub const MAX_ROUNDS: usize = 16;
 
 /// The reversal server over smoltcp sockets.
 ///
@@ -153,7 +154,9 @@ impl<'a> Server<'a> {
             .map(|((rx, tx), line)| (rx, tx, line));
         let sessions = Sessions::new(slots, session_buffers, &mut set, &config)?;
         let busy_buffers = pieces(bytes.busy_rx, BUSY_RX).zip(pieces(bytes.busy_tx, BUSY_TX));
-        let busy = BusySockets::new(busy_buffers.take(capacity.busy_sockets), &mut set, &config);
+        // The spare sockets the caller does not keep: `check` leaves at least one.
+        let busy_count = capacity.spare_sockets - config.caller_sockets;
+        let busy = BusySockets::new(busy_buffers.take(busy_count), &mut set, &config);
         let udp = config.udp_port.map(|port| {
             let rx = PacketBuffer::new(udp_rx_meta, bytes.udp_rx);
             let tx = PacketBuffer::new(udp_tx_meta, bytes.udp_tx);
@@ -317,6 +320,15 @@ impl<'a> Server<'a> {
         counters
     }
 
+    /// The server's own sockets: sessions, busy sockets and UDP.
+    fn own_sockets(&self) -> impl Iterator<Item = SocketHandle> {
+        let udp = self.udp.as_ref().map(Udp::handle);
+        self.sessions
+            .handles()
+            .chain(self.busy.handles())
+            .chain(udp)
+    }
+
     fn next_deadline(&mut self, now: Instant, iface: &mut Interface) -> Option<Instant> {
         [
             self.sessions.deadline(&self.config),
@@ -354,8 +366,12 @@ fn check(config: &ServerConfig, capacity: &Capacity) -> Result<(), ConfigError> 
             max: capacity.sessions,
         });
     }
-    if !(1..=BUSY_SOCKETS).contains(&capacity.busy_sockets) {
-        return Err(ConfigError::BusySockets { max: BUSY_SOCKETS });
+    let needed = config.caller_sockets.saturating_add(1);
+    if capacity.spare_sockets < needed {
+        return Err(ConfigError::SpareSockets {
+            needed,
+            capacity: capacity.spare_sockets,
+        });
     }
     if config.port == 0 || config.udp_port == Some(0) {
         return Err(ConfigError::Port);
@@ -417,15 +433,32 @@ mod tests {
 
     #[cfg(feature = "alloc")]
     #[test]
-    fn busy_sockets_outside_one_to_the_most_are_refused() {
-        for busy in [0, BUSY_SOCKETS + 1] {
-            let capacity = Capacity::new(1, 1024, 64).with_busy_sockets(busy);
-            let resources = Box::leak(Box::new(HeapResources::new(capacity)));
-            assert_eq!(
-                refused(ServerConfig::new(1, 64), resources),
-                Some(ConfigError::BusySockets { max: BUSY_SOCKETS })
-            );
-        }
+    fn resources_without_a_spare_socket_for_a_busy_one_are_refused() {
+        let capacity = Capacity::new(1, 1024, 64).with_spare_sockets(0);
+        let resources = Box::leak(Box::new(HeapResources::new(capacity)));
+        let refusal = refused(ServerConfig::new(1, 64), resources);
+        assert_eq!(
+            refusal,
+            Some(ConfigError::SpareSockets {
+                needed: 1,
+                capacity: 0
+            })
+        );
+    }
+
+    #[test]
+    fn spare_sockets_beyond_the_caller_ones_are_busy_sockets_up_to_the_most() {
+        let busy = |caller_sockets| {
+            let resources: &'static mut StaticResources<'static, 1, 8, 256, 256, 64> =
+                Box::leak(Box::new(StaticResources::new()));
+            let config = ServerConfig::new(1, 64).with_caller_sockets(caller_sockets);
+            let server = Server::new(config, resources).unwrap();
+            server.busy.handles().count()
+        };
+        // Six spare sockets: at most BUSY_SOCKETS busy ones.
+        assert_eq!(busy(0), BUSY_SOCKETS);
+        assert_eq!(busy(3), 3);
+        assert_eq!(busy(5), 1);
     }
 
     #[test]

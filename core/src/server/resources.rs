@@ -2,7 +2,7 @@
 //!
 //! A [`Server`](super::Server) has no size parameters. It runs in a
 //! [`ServerResources`]: slices the caller lends, cut to a [`Capacity`]
-//! chosen at run time (sessions, busy sockets, socket receive and send
+//! chosen at run time (sessions, spare sockets, socket receive and send
 //! buffers, line buffers), the way smoltcp's sockets take the caller's
 //! buffers. Two owners lend them:
 //!
@@ -50,7 +50,7 @@ use crate::ingress::Connection;
 /// use reversal_core::Capacity;
 ///
 /// // 64 sessions with 16 KiB socket buffers and lines up to 1 KiB.
-/// let capacity = Capacity::new(64, 16 * 1024, 1024).with_busy_sockets(2);
+/// let capacity = Capacity::new(64, 16 * 1024, 1024).with_spare_sockets(2);
 /// assert_eq!((capacity.rx_buffer, capacity.tx_buffer), (16 * 1024, 16 * 1024));
 /// assert_eq!(capacity.sockets(), 64 + 2 + 1);
 /// assert!(capacity.memory() > 64 * (32 + 1) * 1024);
@@ -61,9 +61,12 @@ use crate::ingress::Connection;
 pub struct Capacity {
     /// Session slots: the most sessions the server can serve at once.
     pub sessions: usize,
-    /// Sockets that tell clients beyond the sessions `ERR busy`, 1 to
-    /// [`BUSY_SOCKETS`]: the most rejections under way at once.
-    pub busy_sockets: usize,
+    /// Socket slots beyond the sessions' and the UDP socket's: the
+    /// [`caller_sockets`](super::ServerConfig::caller_sockets), and the
+    /// busy sockets that tell clients beyond the sessions `ERR busy` (at
+    /// least one, at most [`BUSY_SOCKETS`]: the most rejections under way
+    /// at once).
+    pub spare_sockets: usize,
     /// Each session's TCP receive buffer, and the UDP receive buffer.
     pub rx_buffer: usize,
     /// Each session's TCP send buffer, the UDP send buffer, and the space
@@ -77,32 +80,33 @@ pub struct Capacity {
 impl Capacity {
     /// `sessions` sessions whose sockets have receive and send buffers of
     /// `socket_buffer` bytes and whose lines are up to `line_buffer` bytes
-    /// long, and [`BUSY_SOCKETS`] busy sockets.
+    /// long, and [`BUSY_SOCKETS`] spare sockets (all of them busy sockets
+    /// unless the configuration keeps some for the caller).
     ///
     /// ```
     /// let capacity = reversal_core::Capacity::new(3, 1024, 512);
-    /// assert_eq!(capacity.busy_sockets, reversal_core::server::BUSY_SOCKETS);
+    /// assert_eq!(capacity.spare_sockets, reversal_core::server::BUSY_SOCKETS);
     /// ```
     pub const fn new(sessions: usize, socket_buffer: usize, line_buffer: usize) -> Self {
         Capacity {
             sessions,
-            busy_sockets: BUSY_SOCKETS,
+            spare_sockets: BUSY_SOCKETS,
             rx_buffer: socket_buffer,
             tx_buffer: socket_buffer,
             line_buffer,
         }
     }
 
-    /// With `count` busy sockets instead.
+    /// With `count` spare sockets instead.
     ///
     /// ```
-    /// let capacity = reversal_core::Capacity::new(3, 1024, 512).with_busy_sockets(1);
-    /// assert_eq!(capacity.busy_sockets, 1);
+    /// let capacity = reversal_core::Capacity::new(3, 1024, 512).with_spare_sockets(1);
+    /// assert_eq!(capacity.spare_sockets, 1);
     /// ```
     #[must_use]
-    pub const fn with_busy_sockets(self, count: usize) -> Self {
+    pub const fn with_spare_sockets(self, count: usize) -> Self {
         Capacity {
-            busy_sockets: count,
+            spare_sockets: count,
             ..self
         }
     }
@@ -135,23 +139,23 @@ impl Capacity {
         }
     }
 
-    /// The sockets: one per session, the busy sockets and the UDP socket.
+    /// The socket slots: one per session, the spare ones and the UDP socket's.
     ///
     /// ```
-    /// assert_eq!(reversal_core::Capacity::new(3, 1024, 512).with_busy_sockets(1).sockets(), 5);
+    /// assert_eq!(reversal_core::Capacity::new(3, 1024, 512).with_spare_sockets(1).sockets(), 5);
     /// ```
     pub const fn sockets(&self) -> usize {
-        self.sessions + self.busy_sockets + 1
+        self.sessions + self.spare_sockets + 1
     }
 
     /// Bytes of every buffer: the sessions' socket and line buffers, the
-    /// UDP socket's, the reply space and the busy sockets'.
+    /// UDP socket's, the reply space, and a busy socket's for each spare one.
     const fn buffer_bytes(&self) -> usize {
         let per_session = self.rx_buffer + self.tx_buffer + self.line_buffer;
         self.sessions * per_session
             + 2 * self.tx_buffer
             + self.rx_buffer
-            + self.busy_sockets * (BUSY_RX + BUSY_TX)
+            + self.spare_sockets * (BUSY_RX + BUSY_TX)
     }
 
     /// Bytes of memory in all: the buffers, smoltcp's socket state and the
@@ -209,9 +213,9 @@ pub(super) struct Buffers<'a> {
     pub(super) scratch: &'a mut [u8],
     pub(super) udp_rx: &'a mut [u8],
     pub(super) udp_tx: &'a mut [u8],
-    /// At least `busy_sockets` buffers of `BUSY_RX` bytes.
+    /// Buffers of `BUSY_RX` bytes for the busy sockets.
     pub(super) busy_rx: &'a mut [u8],
-    /// At least `busy_sockets` buffers of `BUSY_TX` bytes.
+    /// Buffers of `BUSY_TX` bytes for the busy sockets.
     pub(super) busy_tx: &'a mut [u8],
 }
 
@@ -229,13 +233,15 @@ pub(super) fn pieces(mut bytes: &mut [u8], size: usize) -> impl Iterator<Item = 
 /// on a board.
 ///
 /// - `SESSIONS`: session slots;
-/// - `SOCKETS`: `SESSIONS` + 1 (UDP) + the busy sockets (1 to
-///   [`BUSY_SOCKETS`]): `SESSIONS + 2` to `SESSIONS + 5`;
+/// - `SOCKETS`: `SESSIONS` + 1 (UDP) + the spare sockets: the caller's own
+///   ([`ServerConfig::caller_sockets`](super::ServerConfig::caller_sockets))
+///   and at least one busy socket; the server uses up to [`BUSY_SOCKETS`]
+///   busy sockets;
 /// - `RX`, `TX`: each session's TCP receive and send buffer (also the UDP
 ///   buffers); `TX` must hold the largest reply (`max_line + 2`, at least 64);
 /// - `LINE`: each session's line buffer, the largest `max_line`.
 ///
-/// (Stable Rust cannot size an array by `SESSIONS + BUSY + 1`, hence
+/// (Stable Rust cannot size an array by `SESSIONS + SPARE + 1`, hence
 /// `SOCKETS`.) RAM is about `SESSIONS * (RX + TX + LINE) + 2 * (RX + TX)`
 /// plus smoltcp's socket state; [`core::mem::size_of`] tells exactly. Every
 /// byte of `new()` is zero or uninitialised, so a `static` of it goes to
@@ -252,7 +258,7 @@ pub(super) fn pieces(mut bytes: &mut [u8], size: usize) -> impl Iterator<Item = 
 /// // Anywhere else, for as long as the server lives.
 /// let mut resources = StaticResources::<'_, 2, 4, 256, 256, 128>::new();
 /// let server = Server::new(ServerConfig::new(2, 128), &mut resources).unwrap();
-/// assert_eq!(server.capacity().busy_sockets, 1);
+/// assert_eq!(server.capacity().spare_sockets, 1);
 /// ```
 pub struct StaticResources<
     'a,
@@ -288,7 +294,7 @@ impl<
     /// The capacity of these resources.
     const CAPACITY: Capacity = Capacity::new(SESSIONS, RX, LINE)
         .with_tx_buffer(TX)
-        .with_busy_sockets(SOCKETS.saturating_sub(SESSIONS + 1));
+        .with_spare_sockets(SOCKETS.saturating_sub(SESSIONS + 1));
 
     /// Empty resources, all zero bytes, usable in a `static`.
     ///
@@ -296,8 +302,7 @@ impl<
     /// let resources = reversal_core::StaticResources::<'_, 1, 3, 128, 128, 64>::new();
     /// ```
     ///
-    /// `SOCKETS` outside `SESSIONS + 2 ..= SESSIONS + 1 + BUSY_SOCKETS` does
-    /// not compile:
+    /// `SOCKETS` below `SESSIONS + 2` does not compile:
     ///
     /// ```compile_fail
     /// let resources = reversal_core::StaticResources::<'_, 2, 3, 128, 128, 64>::new();
@@ -305,8 +310,8 @@ impl<
     pub const fn new() -> Self {
         const {
             assert!(
-                SOCKETS >= SESSIONS + 2 && SOCKETS <= SESSIONS + 1 + BUSY_SOCKETS,
-                "SOCKETS must be SESSIONS + 1 (UDP) + 1 to BUSY_SOCKETS busy sockets"
+                SOCKETS >= SESSIONS + 2,
+                "SOCKETS must be SESSIONS + 1 (UDP) + at least one spare socket"
             );
         }
         StaticResources {
@@ -330,7 +335,7 @@ impl<
     ///
     /// ```
     /// let resources = reversal_core::StaticResources::<'_, 3, 5, 1024, 1024, 512>::new();
-    /// assert_eq!(resources.capacity().busy_sockets, 1);
+    /// assert_eq!(resources.capacity().spare_sockets, 1);
     /// ```
     pub const fn capacity(&self) -> Capacity {
         Self::CAPACITY
@@ -503,8 +508,8 @@ mod heap {
             let (scratch, bytes) = bytes.split_at_mut(capacity.tx_buffer);
             let (udp_rx, bytes) = bytes.split_at_mut(capacity.rx_buffer);
             let (udp_tx, bytes) = bytes.split_at_mut(capacity.tx_buffer);
-            let (busy_rx, busy_tx) = bytes.split_at_mut(capacity.busy_sockets * BUSY_RX);
-            debug_assert_eq!(busy_tx.len(), capacity.busy_sockets * BUSY_TX);
+            let (busy_rx, busy_tx) = bytes.split_at_mut(capacity.spare_sockets * BUSY_RX);
+            debug_assert_eq!(busy_tx.len(), capacity.spare_sockets * BUSY_TX);
             ServerResources {
                 capacity,
                 sockets: &mut resources.sockets,

@@ -34,6 +34,11 @@ impl Udp {
         }
     }
 
+    /// The socket.
+    pub(super) const fn handle(&self) -> SocketHandle {
+        self.handle
+    }
+
     /// Answers the datagrams waiting, as far as the send queue takes the
     /// answers; true if any was taken.
     pub(super) fn service(&self, sockets: &mut SocketSet<'_>, cx: &mut Context<'_>) -> bool {

@@ -1,0 +1,154 @@
+//! What a server on the TAP runs with: the memory sizes, the defaults of
+//! `host-tap`'s command line, and the checked settings that the
+//! command line produces and the event loop consumes.
+//!
+//! `tap-echo` and `reversal-bench` take their sizes and defaults from here
+//! too, so that they measure against the same figures.
+//!
+//! ```
+//! use host_tap::settings::{DEFAULT_MAC, NetworkSettings, parse_unicast_mac};
+//!
+//! let network = NetworkSettings {
+//!     mac: parse_unicast_mac(DEFAULT_MAC).unwrap(),
+//!     addresses: vec!["192.168.69.1/24".parse().unwrap()],
+//!     ipv4_gateway: None,
+//!     ipv6_gateway: None,
+//! };
+//! assert_eq!(network.mac.0, [2, 0, 0, 0, 0, 1]);
+//! ```
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reversal_core::{Capacity, ServerConfig, SessionConfig};
+use smoltcp::wire::{EthernetAddress, IpCidr, Ipv4Address, Ipv6Address};
+
+/// Most sessions a server can be started with.
+pub const MAX_SESSIONS: usize = 1024;
+/// Each session's TCP receive and send buffer, in bytes.
+pub const SOCKET_BUFFER: usize = 16 * 1024;
+/// The largest `--max-line`.
+pub const LINE_CAPACITY: usize = 8 * 1024;
+/// Addresses smoltcp's interface holds (feature `iface-max-addr-count-4`).
+pub const MAX_ADDRESSES: usize = 4;
+// The largest reply (a full line and CR LF) must fit a send buffer, or the
+// core refuses the largest `--max-line`.
+const _: () = assert!(SessionConfig::new(LINE_CAPACITY).max_reply_len() <= SOCKET_BUFFER);
+
+/// The memory a server with `config` runs in, allocated once at start: a
+/// slot per session, each with [`SOCKET_BUFFER`]-byte socket buffers and a
+/// line buffer as long as the longest line.
+///
+/// ```
+/// let config = reversal_core::ServerConfig::new(64, 1024);
+/// let capacity = host_tap::settings::capacity(&config);
+/// assert_eq!((capacity.sessions, capacity.line_buffer), (64, 1024));
+/// ```
+pub fn capacity(config: &ServerConfig) -> Capacity {
+    Capacity::new(config.sessions, SOCKET_BUFFER, config.session.max_line)
+}
+
+/// The TAP attached to when no `--tap` is given.
+pub const DEFAULT_TAP: &str = "tap0";
+/// The address served when no `--address` is given.
+pub const DEFAULT_ADDRESS: &str = "192.168.69.1/24";
+/// Our Ethernet address when no `--mac` is given (locally administered).
+pub const DEFAULT_MAC: &str = "02:00:00:00:00:01";
+/// Concurrent sessions when no `--sessions` is given.
+pub const DEFAULT_SESSIONS: usize = 64;
+/// Longest line when no `--max-line` is given, terminator excluded.
+pub const DEFAULT_MAX_LINE: usize = 1024;
+
+/// Where the TAP comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapSettings {
+    /// Interface name (a `tap%d` template with `create`).
+    pub name: String,
+    /// Create the interface instead of attaching to an existing one.
+    pub create: bool,
+    /// Addresses of the kernel's side of a created TAP.
+    pub host_addresses: Vec<(IpAddr, u8)>,
+}
+
+/// smoltcp's side of the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSettings {
+    /// Our Ethernet address.
+    pub mac: EthernetAddress,
+    /// Our addresses (at most [`MAX_ADDRESSES`]).
+    pub addresses: Vec<IpCidr>,
+    /// The IPv4 default gateway.
+    pub ipv4_gateway: Option<Ipv4Address>,
+    /// The IPv6 default gateway.
+    pub ipv6_gateway: Option<Ipv6Address>,
+}
+
+/// Everything `host-tap` needs, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The TAP device.
+    pub tap: TapSettings,
+    /// Our side of the network.
+    pub network: NetworkSettings,
+    /// The server.
+    pub server: ServerConfig,
+    /// How long a shutdown may wait for open sessions.
+    pub shutdown_timeout: Duration,
+    /// Capture file.
+    pub pcap: Option<PathBuf>,
+}
+
+/// Parses an Ethernet address a host can have, in smoltcp's notation (six
+/// hex octets joined by `:` or by `-`).
+///
+/// ```
+/// use host_tap::settings::parse_unicast_mac;
+///
+/// assert_eq!(parse_unicast_mac("02-AB-cd-00-00-09").unwrap().0, [2, 0xab, 0xcd, 0, 0, 9]);
+/// assert!(parse_unicast_mac("02:00:00:00:00").is_err());
+/// assert!(parse_unicast_mac("ff:ff:ff:ff:ff:ff").is_err());
+/// ```
+///
+/// # Errors
+///
+/// What is wrong with the text, in words: it is not an Ethernet address, or
+/// it is a multicast or broadcast one.
+pub fn parse_unicast_mac(text: &str) -> Result<EthernetAddress, &'static str> {
+    let mac: EthernetAddress = text
+        .parse()
+        .map_err(|()| "expected six hex octets, e.g. 02:00:00:00:00:01")?;
+    // smoltcp panics on an interface MAC that is not unicast.
+    if !mac.is_unicast() {
+        return Err(
+            "a multicast or broadcast address cannot be a host's (the first octet must be even)",
+        );
+    }
+    Ok(mac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_settings() {
+        assert!(parse_unicast_mac(DEFAULT_MAC).is_ok());
+        assert!(DEFAULT_ADDRESS.parse::<IpCidr>().is_ok());
+        assert!((1..=MAX_SESSIONS).contains(&DEFAULT_SESSIONS));
+        assert!((1..=LINE_CAPACITY).contains(&DEFAULT_MAX_LINE));
+    }
+
+    #[test]
+    fn malformed_macs_are_refused() {
+        for mac in [
+            "02:00:00:00:00",
+            "02:00:00:00:00:0g",
+            "02:00:00:00:00:01:00",
+            "02:00-00:00:00:01",
+            "002:00:00:00:00:01",
+        ] {
+            assert!(parse_unicast_mac(mac).is_err(), "{mac}");
+        }
+    }
+}
