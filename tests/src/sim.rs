@@ -10,7 +10,7 @@ use std::collections::BinaryHeap;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::IpCidr;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, earliest};
 use crate::host::Host;
 use crate::segment::{Port, PortConfig, Segment};
 
@@ -352,13 +352,6 @@ impl Sim {
     fn frames_moved(&self) -> u64 {
         let stats = self.segment.stats();
         stats.transmitted + stats.delivered
-    }
-}
-
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 

@@ -10,6 +10,7 @@ use smoltcp::time::Instant;
 use smoltcp::wire::IpEndpoint;
 
 use super::script::{Script, Step};
+use crate::clock::earliest;
 use crate::host::Host;
 use crate::sim::Party;
 
@@ -382,12 +383,5 @@ impl fmt::Debug for ClientParty {
             .field("host", &self.host)
             .field("conversations", &self.conversations)
             .finish_non_exhaustive()
-    }
-}
-
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
