@@ -59,6 +59,17 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// A perfect link: nothing goes wrong (the default).
+    pub const NONE: Faults = Faults {
+        drop: 0.0,
+        duplicate: 0.0,
+        delay: 0.0,
+        max_delay: Duration::ZERO,
+        corrupt: 0.0,
+        truncate: 0.0,
+        max_frame_len: None,
+    };
+
     /// A rough but usable link: 5% of the frames lost, 1% duplicated, 1%
     /// corrupted, and a tenth held back up to 20 ms so that later ones
     /// overtake them. TCP gets through, slowly, with every kind of repair
@@ -67,7 +78,7 @@ impl Faults {
     /// ```
     /// use reversal_sim::{Faults, PortConfig};
     ///
-    /// let rough = PortConfig { tx: Faults::rough(), rx: Faults::rough(), ..PortConfig::default() };
+    /// let rough = PortConfig::new().faults(Faults::rough());
     /// # let _ = rough;
     /// ```
     pub fn rough() -> Faults {
@@ -105,6 +116,18 @@ pub enum Direction {
     Rx,
 }
 
+impl Direction {
+    /// The number of this direction's random stream on `port`: each
+    /// (port, direction) pair has one of its own.
+    pub(crate) fn stream(self, port: PortId) -> u64 {
+        let direction_bit = match self {
+            Direction::Tx => 0,
+            Direction::Rx => 1,
+        };
+        port.index() as u64 * 2 + direction_bit
+    }
+}
+
 impl fmt::Display for Direction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -137,6 +160,14 @@ pub struct Stats {
     /// Frames dropped for their size (`max_frame_len` or the receiving
     /// port's MTU).
     pub oversize: u64,
+    /// Frames a link's queue had no room for.
+    pub queue_drops: u64,
+    /// Frames lost to a link that was down or a port without its host.
+    pub link_down: u64,
+    /// Frames a partition cut.
+    pub partitioned: u64,
+    /// Frames held back at the switch (each counted once, when held).
+    pub held: u64,
 }
 
 /// What became of one frame in one direction: zero, one or two copies,
@@ -166,41 +197,31 @@ impl Fate {
 /// every other port's decisions as they were.
 #[derive(Debug)]
 pub(crate) struct FaultStream {
-    faults: Faults,
     rng: ChaCha8Rng,
     port: PortId,
     direction: Direction,
 }
 
 impl FaultStream {
-    pub(crate) fn new(
-        seed: u64,
-        port: PortId,
-        direction: Direction,
-        faults: Faults,
-    ) -> FaultStream {
+    pub(crate) fn new(seed: u64, port: PortId, direction: Direction) -> FaultStream {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let direction_bit = match direction {
-            Direction::Tx => 0,
-            Direction::Rx => 1,
-        };
-        rng.set_stream(port.index() as u64 * 2 + direction_bit);
+        rng.set_stream(direction.stream(port));
         FaultStream {
-            faults,
             rng,
             port,
             direction,
         }
     }
 
-    pub(crate) fn set_faults(&mut self, faults: Faults) {
-        self.faults = faults;
-    }
-
-    /// Decides the fate of `frame`, changing its bytes in place when it is
-    /// corrupted or truncated.
-    pub(crate) fn apply(&mut self, frame: &mut Vec<u8>, stats: &mut Stats) -> Fate {
-        let faults = self.faults;
+    /// Decides the fate of `frame` under `faults`, changing its bytes in
+    /// place when it is corrupted or truncated.
+    pub(crate) fn apply(
+        &mut self,
+        faults: &Faults,
+        frame: &mut Vec<u8>,
+        stats: &mut Stats,
+    ) -> Fate {
+        let faults = *faults;
         if faults.max_frame_len.is_some_and(|max| frame.len() > max) {
             stats.oversize += 1;
             self.note(format_args!(
@@ -271,8 +292,21 @@ impl FaultStream {
 mod tests {
     use super::*;
 
-    fn stream(faults: Faults) -> FaultStream {
-        FaultStream::new(7, PortId::new(0), Direction::Tx, faults)
+    /// A stream with its faults, as a link holds them.
+    struct Stream(FaultStream, Faults);
+
+    impl Stream {
+        fn apply(&mut self, frame: &mut Vec<u8>, stats: &mut Stats) -> Fate {
+            self.0.apply(&self.1, frame, stats)
+        }
+    }
+
+    fn stream_of(seed: u64, port: usize, direction: Direction, faults: Faults) -> Stream {
+        Stream(FaultStream::new(seed, PortId::new(port), direction), faults)
+    }
+
+    fn stream(faults: Faults) -> Stream {
+        stream_of(7, 0, Direction::Tx, faults)
     }
 
     fn frame() -> Vec<u8> {
@@ -392,9 +426,9 @@ mod tests {
             drop: 0.5,
             ..Faults::default()
         };
-        let mut first = FaultStream::new(7, PortId::new(0), Direction::Tx, faults);
-        let mut second = FaultStream::new(7, PortId::new(1), Direction::Tx, faults);
-        let fates = |stream: &mut FaultStream| -> Vec<usize> {
+        let mut first = stream_of(7, 0, Direction::Tx, faults);
+        let mut second = stream_of(7, 1, Direction::Tx, faults);
+        let fates = |stream: &mut Stream| -> Vec<usize> {
             (0..64)
                 .map(|_| {
                     stream
@@ -415,7 +449,7 @@ mod tests {
             ..Faults::default()
         };
         let run = || {
-            let mut stream = FaultStream::new(42, PortId::new(3), Direction::Rx, faults);
+            let mut stream = stream_of(42, 3, Direction::Rx, faults);
             (0..64)
                 .map(|_| {
                     let mut bytes = frame();

@@ -65,7 +65,7 @@
 //!
 //! let mut sim = Sim::new(7);
 //! let lossy = Faults { drop: 0.3, ..Faults::default() };
-//! let link = PortConfig { tx: lossy, rx: lossy, ..PortConfig::default() };
+//! let link = PortConfig::new().faults(lossy);
 //!
 //! let mut port = sim.attach(link);
 //! let mut iface = Interface::new(port.interface_config(), &mut port, sim.now());
@@ -106,6 +106,8 @@ mod capture;
 mod clock;
 mod faults;
 mod host;
+mod link;
+mod metrics;
 pub mod reversal;
 mod seeds;
 mod segment;
@@ -115,6 +117,8 @@ pub use capture::{FailureCapture, WritePcapError};
 pub use clock::Clock;
 pub use faults::{Direction, Faults, Stats};
 pub use host::Host;
+pub use link::{Bandwidth, Latency, Link, LinkStats, Queue};
+pub use metrics::{Flow, LinkReport, Report, jain_fairness};
 pub use seeds::{SEED_COUNT_VAR, SEED_VAR, sweep_seeds};
 pub use segment::{Port, PortConfig, PortId, PortRxToken, PortTxToken, Segment};
 pub use sim::{Party, PartyId, RunError, Sim};

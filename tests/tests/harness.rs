@@ -8,7 +8,7 @@ use std::time::Instant as WallClock;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use reversal_sim::{
-    Clock, Direction, Faults, Host, Party, PartyId, Port, PortConfig, RunError, Segment, Sim,
+    Clock, Direction, Faults, Host, Link, Party, PartyId, Port, PortConfig, RunError, Segment, Sim,
     Stats, seed_sweep,
 };
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
@@ -161,18 +161,10 @@ fn echo_over_rough_links(seed: u64, clients: u8, len: usize) -> EchoRun {
         .segment()
         .capture_on_failure(&format!("echo-{clients}x{len}"));
     let latency = Duration::from_millis(1);
-    let server_port = sim.attach(PortConfig {
-        latency,
-        ..PortConfig::default()
-    });
+    let server_port = sim.attach(PortConfig::new().latency(latency));
     let server = EchoServer::new(server_port, sim.now(), clients.into());
     sim.add(server);
-    let rough = PortConfig {
-        latency,
-        tx: Faults::rough(),
-        rx: Faults::rough(),
-        ..PortConfig::default()
-    };
+    let rough = PortConfig::new().latency(latency).faults(Faults::rough());
     let ids: Vec<PartyId<EchoClient>> = (0..clients)
         .map(|n| {
             let host = Host::new(sim.attach(rough), &[cidr(n + 2)], sim.now());
@@ -303,13 +295,10 @@ fn udp_datagrams_are_answered() {
 fn frame_size_limit_drops_only_big_frames() {
     init_log();
     let mut sim = Sim::new(2);
-    let limited = PortConfig {
-        tx: Faults {
-            max_frame_len: Some(600),
-            ..Faults::default()
-        },
-        ..PortConfig::default()
-    };
+    let limited = PortConfig::new().tx_link(Link::new().faults(Faults {
+        max_frame_len: Some(600),
+        ..Faults::default()
+    }));
     let (client, socket) = udp_pair(&mut sim, limited);
     let server = (SERVER_IP, ECHO_PORT);
     // 14 + 20 + 8 + 558 = 600 bytes: fits exactly.

@@ -268,12 +268,9 @@ fn rough_conversations<const SESSIONS: usize, const SOCKETS: usize>(
     .unwrap();
     let server = sim.add(server);
 
-    let link = PortConfig {
-        latency: Duration::from_millis(1),
-        tx: Faults::rough(),
-        rx: Faults::rough(),
-        ..PortConfig::default()
-    };
+    let link = PortConfig::new()
+        .latency(Duration::from_millis(1))
+        .faults(Faults::rough());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut talks: Vec<(PartyId<ClientParty>, ConversationId, Vec<Vec<u8>>)> = Vec::new();
     let mut lines = 0;

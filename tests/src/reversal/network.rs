@@ -125,10 +125,7 @@ impl<const SESSIONS: usize, const LINE: usize> Network<SESSIONS, LINE> {
     }
 
     fn cable() -> PortConfig {
-        PortConfig {
-            latency: CABLE_LATENCY,
-            ..PortConfig::default()
-        }
+        PortConfig::new().latency(CABLE_LATENCY)
     }
 
     /// The server party: `net.sim[net.server()]`.
