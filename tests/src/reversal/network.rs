@@ -13,7 +13,7 @@ use super::script::Script;
 use super::server::ServerParty;
 use crate::capture::FailureCapture;
 use crate::host::Host;
-use crate::segment::{Port, PortConfig};
+use crate::segment::{Port, PortConfig, PortId};
 use crate::sim::{PartyId, Sim};
 
 /// Latency of every cable of a [`Network`].
@@ -83,6 +83,8 @@ pub struct Network<const SESSIONS: usize, const LINE: usize> {
     /// segment.
     pub sim: Sim,
     server: PartyId<ServerParty<SESSIONS, LINE>>,
+    server_port: PortId,
+    config: ServerConfig,
     /// The last octet of the latest address handed out.
     last_octet: u8,
     _capture: FailureCapture,
@@ -108,8 +110,10 @@ impl<const SESSIONS: usize, const LINE: usize> Network<SESSIONS, LINE> {
         let capture = sim
             .segment()
             .capture_on_failure(thread.name().unwrap_or("reversal-network"));
+        let port = sim.attach(Self::cable());
+        let server_port = port.id();
         let server = ServerParty::new(
-            sim.attach(Self::cable()),
+            port,
             IpCidr::new(SERVER_ADDRESS.into(), 24),
             sim.now(),
             config,
@@ -119,9 +123,76 @@ impl<const SESSIONS: usize, const LINE: usize> Network<SESSIONS, LINE> {
         Ok(Network {
             sim,
             server,
+            server_port,
+            config,
             last_octet: SERVER_ADDRESS.octets()[3],
             _capture: capture,
         })
+    }
+
+    /// Crashes the server: it loses every session and its port goes dark
+    /// until [`restart_server`](Network::restart_server). Its clients do
+    /// not notice until they send.
+    ///
+    /// ```
+    /// use reversal_core::{ServerConfig, ServerResources};
+    /// use reversal_sim::reversal::{Network, Script};
+    /// use smoltcp::time::Duration;
+    ///
+    /// type Resources = ServerResources<'static, 2, 4, 1024, 1024, 128>;
+    /// let resources: &'static mut Resources = Box::leak(Box::default());
+    /// let mut net = Network::new(0, ServerConfig::new(2, 128), resources).unwrap();
+    /// let talk = net.talk(Script::new().send_line("before"));
+    /// net.run_until_replies(talk, 1, Duration::from_secs(10));
+    ///
+    /// net.crash_server();
+    /// net.sim.run_for(Duration::from_secs(5)).unwrap();
+    /// // A reboot starts from fresh memory, as a board's does.
+    /// let fresh: &'static mut Resources = Box::leak(Box::default());
+    /// net.restart_server(fresh).unwrap();
+    ///
+    /// // The old connection is gone: the next line gets a reset.
+    /// net.continue_with(talk, Script::new().send_line("after"));
+    /// assert!(net.run_until_ended(talk, Duration::from_secs(60)).was_reset());
+    /// // A new connection from the same client is served.
+    /// let again = net.reconnect(talk, Script::new().send_line("again").close());
+    /// assert_eq!(net.run_until_ended(again, Duration::from_secs(10)).reply_text(), ["niaga\n"]);
+    /// ```
+    pub fn crash_server(&mut self) {
+        self.sim.crash(self.server);
+    }
+
+    /// Boots the crashed server again on its port, with the same MAC,
+    /// address and configuration, and new `resources`: a server borrows
+    /// its memory for its whole life, so each boot needs its own.
+    ///
+    /// # Errors
+    ///
+    /// When the configuration does not fit the resources, as
+    /// [`Server::new`](reversal_core::Server::new).
+    ///
+    /// # Panics
+    ///
+    /// If the server is running.
+    pub fn restart_server<const SOCKETS: usize, const RX: usize, const TX: usize>(
+        &mut self,
+        resources: &'static mut ServerResources<'static, SESSIONS, SOCKETS, RX, TX, LINE>,
+    ) -> Result<(), ConfigError> {
+        let port = self.sim.segment().reattach(self.server_port, None);
+        let server = ServerParty::new(
+            port,
+            IpCidr::new(SERVER_ADDRESS.into(), 24),
+            self.sim.now(),
+            self.config,
+            resources,
+        )?;
+        self.sim.restart(self.server, server);
+        Ok(())
+    }
+
+    /// The server's port on the segment, e.g. to partition it away.
+    pub fn server_port(&self) -> PortId {
+        self.server_port
     }
 
     fn cable() -> PortConfig {
@@ -140,8 +211,7 @@ impl<const SESSIONS: usize, const LINE: usize> Network<SESSIONS, LINE> {
 
     /// Where the server listens for TCP: its address and configured port.
     pub fn server_endpoint(&self) -> IpEndpoint {
-        let port = self.sim[self.server].server().config().port;
-        (SERVER_ADDRESS, port).into()
+        (SERVER_ADDRESS, self.config.port).into()
     }
 
     /// Attaches a port for one more client, on a cable like every other,
@@ -209,6 +279,23 @@ impl<const SESSIONS: usize, const LINE: usize> Network<SESSIONS, LINE> {
             .expect("a fresh socket connects to the server's endpoint");
         Talk {
             party: self.sim.add(party),
+            id,
+        }
+    }
+
+    /// A new conversation following `script` from the host of `talk`, on
+    /// the next local port: a client that connects again.
+    ///
+    /// See [`crash_server`](Network::crash_server).
+    pub fn reconnect(&mut self, talk: Talk, script: Script) -> Talk {
+        let server = self.server_endpoint();
+        let party = &mut self.sim[talk.party];
+        let local_port = CLIENT_PORT + party.conversations().len() as u16;
+        let id = party
+            .connect(server, local_port, script)
+            .expect("a fresh socket connects to the server's endpoint");
+        Talk {
+            party: talk.party,
             id,
         }
     }
