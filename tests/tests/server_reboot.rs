@@ -55,7 +55,8 @@ fn a_reboot_on_a_schedule_while_clients_wait_for_replies() {
     let mut net = network();
     let early = net.talk(Script::new().send_line("early").close());
     let server = net.server();
-    net.sim.schedule(Instant::from_secs(1), move |sim| sim.crash(server));
+    net.sim
+        .schedule(Instant::from_secs(1), move |sim| sim.crash(server));
     net.run_until_ended(early, Duration::from_secs(10));
 
     // A client that starts while the server is down cannot connect yet:

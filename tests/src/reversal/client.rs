@@ -285,6 +285,8 @@ pub struct ClientParty {
     host: Host,
     conversations: Vec<Conversation>,
     reply_buffer: Vec<u8>,
+    /// Receive and send buffer sizes of the sockets `connect` opens.
+    socket_buffers: (usize, usize),
 }
 
 impl ClientParty {
@@ -294,11 +296,36 @@ impl ClientParty {
             host,
             conversations: Vec::new(),
             reply_buffer: vec![0; REPLY_CAPACITY],
+            socket_buffers: (CONVERSATION_BUFFER, CONVERSATION_BUFFER),
         }
     }
 
+    /// Opens later connections with receive and send buffers of `rx_len`
+    /// and `tx_len` bytes instead of [`CONVERSATION_BUFFER`]: an embedded
+    /// client with a small window, say.
+    ///
+    /// ```
+    /// use reversal_sim::reversal::ClientParty;
+    /// use reversal_sim::{Host, PortConfig, Segment};
+    /// use smoltcp::time::Instant;
+    /// use smoltcp::wire::{IpAddress, IpCidr};
+    ///
+    /// let segment = Segment::new(0);
+    /// let address = [IpCidr::new(IpAddress::v4(10, 0, 0, 2), 24)];
+    /// let host = Host::new(segment.attach(PortConfig::default()), &address, Instant::ZERO);
+    /// let mut board = ClientParty::new(host).socket_buffers(1024, 1024);
+    /// let talk = board.connect((IpAddress::v4(10, 0, 0, 1), 8888), 40_000, Default::default()).unwrap();
+    /// let handle = board.conversation(talk).handle();
+    /// assert_eq!(board.host().tcp(handle).recv_capacity(), 1024);
+    /// ```
+    pub fn socket_buffers(mut self, rx_len: usize, tx_len: usize) -> ClientParty {
+        self.socket_buffers = (rx_len, tx_len);
+        self
+    }
+
     /// Opens a connection from `local_port` to `server` on a new socket
-    /// (buffers of [`CONVERSATION_BUFFER`] bytes, Nagle off) and starts
+    /// (buffers of [`CONVERSATION_BUFFER`] bytes unless set with
+    /// [`socket_buffers`](ClientParty::socket_buffers), Nagle off) and starts
     /// `script` on it at the next poll.
     ///
     /// # Errors
@@ -312,7 +339,7 @@ impl ClientParty {
     ) -> Result<ConversationId, tcp::ConnectError> {
         let handle = self
             .host
-            .add_tcp_socket(CONVERSATION_BUFFER, CONVERSATION_BUFFER);
+            .add_tcp_socket(self.socket_buffers.0, self.socket_buffers.1);
         self.host.tcp(handle).set_nagle_enabled(false);
         self.host.tcp_connect(handle, server, local_port)?;
         self.conversations
