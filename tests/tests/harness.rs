@@ -192,16 +192,40 @@ fn tcp_echo_of_200_kb_survives_rough_links() {
     seed_sweep!(4, |seed| {
         let started = WallClock::now();
         let run = echo_over_rough_links(seed, 1, 200 * 1024);
-        // The faults really happened, or this test proves nothing.
+        // The faults really happened, or this test proves nothing. Only
+        // drops and delays are all but certain in one run (about 30 and 60
+        // are expected); duplicates and corruption (about 6 each) are absent
+        // in a few seeds out of a thousand: see seed 295 below.
         let stats = run.stats;
-        assert!(stats.dropped > 0 && stats.duplicated > 0, "{stats:?}");
-        assert!(stats.delayed > 0 && stats.corrupted > 0, "{stats:?}");
+        assert!(stats.dropped > 0 && stats.delayed > 0, "{stats:?}");
         eprintln!(
             "seed {seed}: {} virtual, {:?} real, {stats:?}",
             run.elapsed,
             started.elapsed()
         );
     });
+}
+
+/// `SIM_SEEDS=2000` used to fail `tcp_echo_of_200_kb_survives_rough_links`
+/// at seed 295. The echo was exact: the sweep's own check that every kind
+/// of fault happened failed, because no frame was corrupted (of about 1150
+/// draws at 1 %, which happens to about one seed in 330; seed 384 likewise
+/// had no duplicate). Stack and harness were right; the check was too
+/// strict, and now asks only for drops and delays.
+#[test]
+fn seed_295_an_echo_in_which_no_frame_is_corrupted_passes() {
+    init_log();
+    let run = echo_over_rough_links(295, 1, 200 * 1024);
+    let stats = run.stats;
+    assert_eq!(
+        stats.corrupted, 0,
+        "seed 295 no longer avoids corruption: {stats:?}"
+    );
+    assert!(stats.dropped > 0 && stats.duplicated > 0 && stats.delayed > 0);
+    assert_eq!(
+        (stats.transmitted, run.elapsed),
+        (587, Duration::from_millis(5162))
+    );
 }
 
 #[test]
