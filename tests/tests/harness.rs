@@ -224,7 +224,7 @@ fn seed_295_an_echo_in_which_no_frame_is_corrupted_passes() {
     assert!(stats.dropped > 0 && stats.duplicated > 0 && stats.delayed > 0);
     assert_eq!(
         (stats.transmitted, run.elapsed),
-        (587, Duration::from_millis(5162))
+        (587, Duration::from_micros(5_162_113))
     );
 }
 
