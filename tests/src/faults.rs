@@ -1,6 +1,9 @@
 //! Seeded fault injection for one direction of one port.
 
+use core::cell::RefCell;
 use core::fmt;
+use core::str::FromStr;
+use std::collections::BTreeSet;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -108,7 +111,7 @@ impl Faults {
 }
 
 /// Which way a frame crosses a port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Direction {
     /// Frames the port's host transmits, before the switch sees them.
     Tx,
@@ -170,6 +173,159 @@ pub struct Stats {
     pub held: u64,
 }
 
+/// A kind of fault a shrinking run can leave out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultKind {
+    /// The frame was lost.
+    Drop,
+    /// A bit was flipped.
+    Corrupt,
+    /// The frame was cut short.
+    Truncate,
+    /// A second copy was delivered.
+    Duplicate,
+    /// The frame (or a copy) was held back.
+    Delay,
+}
+
+impl FaultKind {
+    const ALL: [FaultKind; 5] = [
+        FaultKind::Drop,
+        FaultKind::Corrupt,
+        FaultKind::Truncate,
+        FaultKind::Duplicate,
+        FaultKind::Delay,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            FaultKind::Drop => "drop",
+            FaultKind::Corrupt => "corrupt",
+            FaultKind::Truncate => "truncate",
+            FaultKind::Duplicate => "duplicate",
+            FaultKind::Delay => "delay",
+        }
+    }
+}
+
+/// One fault that happened in a run: which kind, to the how-manieth frame
+/// of which direction of which port (counting from 0).
+///
+/// Written `port.direction.frame.kind`, as in `2.tx.17.drop`, which is
+/// how `SIM_FAULTS` lists the faults a shrunk case keeps.
+///
+/// ```
+/// use reversal_sim::FaultId;
+///
+/// let id: FaultId = "2.tx.17.drop".parse().unwrap();
+/// assert_eq!(id.to_string(), "2.tx.17.drop");
+/// assert!("2.up.17.drop".parse::<FaultId>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FaultId {
+    /// The port.
+    pub port: PortId,
+    /// Which way the frame crossed it.
+    pub direction: Direction,
+    /// The frame's number in that direction's stream of fault decisions.
+    pub frame: u64,
+    /// What happened to it.
+    pub kind: FaultKind,
+}
+
+impl fmt::Display for FaultId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{}.{}.{}",
+            self.port,
+            self.direction,
+            self.frame,
+            self.kind.name()
+        )
+    }
+}
+
+/// A [`FaultId`] that does not read `port.direction.frame.kind`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseFaultIdError(String);
+
+impl fmt::Display for ParseFaultIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not a fault like 2.tx.17.drop (port.tx|rx.frame.kind)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ParseFaultIdError {}
+
+impl FromStr for FaultId {
+    type Err = ParseFaultIdError;
+
+    fn from_str(text: &str) -> Result<FaultId, ParseFaultIdError> {
+        let error = || ParseFaultIdError(text.to_owned());
+        let mut parts = text.trim().split('.');
+        let mut next = || parts.next().ok_or_else(error);
+        let port = next()?.parse().map_err(|_| error())?;
+        let direction = match next()? {
+            "tx" => Direction::Tx,
+            "rx" => Direction::Rx,
+            _ => return Err(error()),
+        };
+        let frame = next()?.parse().map_err(|_| error())?;
+        let kind = next()?;
+        let kind = FaultKind::ALL
+            .into_iter()
+            .find(|candidate| candidate.name() == kind)
+            .ok_or_else(error)?;
+        if parts.next().is_some() {
+            return Err(error());
+        }
+        Ok(FaultId {
+            port: PortId::from_index(port),
+            direction,
+            frame,
+            kind,
+        })
+    }
+}
+
+/// Which faults may happen in a run, and which did.
+#[derive(Debug, Default)]
+pub(crate) struct FaultRecord {
+    /// `None`: every fault may happen.
+    allowed: Option<BTreeSet<FaultId>>,
+    happened: Vec<FaultId>,
+}
+
+impl FaultRecord {
+    pub(crate) fn new(allowed: Option<BTreeSet<FaultId>>) -> FaultRecord {
+        FaultRecord {
+            allowed,
+            happened: Vec::new(),
+        }
+    }
+
+    /// Whether `fault` may happen; if so, it is recorded as happened.
+    fn permit(&mut self, fault: FaultId) -> bool {
+        let allowed = self
+            .allowed
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(&fault));
+        if allowed {
+            self.happened.push(fault);
+        }
+        allowed
+    }
+
+    pub(crate) fn happened(&self) -> &[FaultId] {
+        &self.happened
+    }
+}
+
 /// What became of one frame in one direction: zero, one or two copies,
 /// each with its own extra delay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +338,11 @@ impl Fate {
     const LOST: Fate = Fate {
         delays: [Duration::ZERO; 2],
         copies: 0,
+    };
+
+    const INTACT: Fate = Fate {
+        delays: [Duration::ZERO; 2],
+        copies: 1,
     };
 
     /// The extra delay of each copy that goes on.
@@ -197,6 +358,8 @@ impl Fate {
 /// every other port's decisions as they were.
 #[derive(Debug)]
 pub(crate) struct FaultStream {
+    /// Frames this stream has decided on: the number of the next one.
+    frames: u64,
     rng: ChaCha8Rng,
     port: PortId,
     direction: Direction,
@@ -207,6 +370,7 @@ impl FaultStream {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(direction.stream(port));
         FaultStream {
+            frames: 0,
             rng,
             port,
             direction,
@@ -220,8 +384,24 @@ impl FaultStream {
         faults: &Faults,
         frame: &mut Vec<u8>,
         stats: &mut Stats,
+        record: Option<&RefCell<FaultRecord>>,
     ) -> Fate {
         let faults = *faults;
+        let ordinal = self.frames;
+        self.frames += 1;
+        let (port, direction) = (self.port, self.direction);
+        // A fault a shrinking run leaves out still makes its draws, so the
+        // frames after it meet the same fate as before.
+        let permit = |kind| {
+            record.is_none_or(|record| {
+                record.borrow_mut().permit(FaultId {
+                    port,
+                    direction,
+                    frame: ordinal,
+                    kind,
+                })
+            })
+        };
         if faults.max_frame_len.is_some_and(|max| frame.len() > max) {
             stats.oversize += 1;
             self.note(format_args!(
@@ -231,48 +411,66 @@ impl FaultStream {
             return Fate::LOST;
         }
         if self.chance(faults.drop) {
+            if !permit(FaultKind::Drop) {
+                return Fate::INTACT;
+            }
             stats.dropped += 1;
             self.note(format_args!("dropped frame of {} bytes", frame.len()));
             return Fate::LOST;
         }
         if !frame.is_empty() && self.chance(faults.corrupt) {
             let bit = self.rng.random_range(0..frame.len() * 8);
-            frame[bit / 8] ^= 1 << (bit % 8);
-            stats.corrupted += 1;
-            self.note(format_args!(
-                "flipped bit {bit} of a {}-byte frame",
-                frame.len()
-            ));
+            if permit(FaultKind::Corrupt) {
+                frame[bit / 8] ^= 1 << (bit % 8);
+                stats.corrupted += 1;
+                self.note(format_args!(
+                    "flipped bit {bit} of a {}-byte frame",
+                    frame.len()
+                ));
+            }
         }
         if !frame.is_empty() && self.chance(faults.truncate) {
             let len = self.rng.random_range(0..frame.len());
-            self.note(format_args!(
-                "truncated frame of {} bytes to {len}",
-                frame.len()
-            ));
-            frame.truncate(len);
-            stats.truncated += 1;
+            if permit(FaultKind::Truncate) {
+                self.note(format_args!(
+                    "truncated frame of {} bytes to {len}",
+                    frame.len()
+                ));
+                frame.truncate(len);
+                stats.truncated += 1;
+            }
         }
-        let mut fate = Fate {
-            delays: [Duration::ZERO; 2],
-            copies: 1,
-        };
-        if self.chance(faults.duplicate) {
+        let mut fate = Fate::INTACT;
+        let duplicated = self.chance(faults.duplicate);
+        let drawn_copies = if duplicated { 2 } else { 1 };
+        let mut delayed = [false; 2];
+        for (delay, hit) in fate.delays[..drawn_copies].iter_mut().zip(&mut delayed) {
+            if self.chance(faults.delay) {
+                let micros = self.rng.random_range(0..=faults.max_delay.total_micros());
+                *delay = Duration::from_micros(micros);
+                *hit = true;
+            }
+        }
+        if duplicated && permit(FaultKind::Duplicate) {
             fate.copies = 2;
             stats.duplicated += 1;
             self.note(format_args!("duplicated frame of {} bytes", frame.len()));
         }
-        for delay in &mut fate.delays[..fate.copies] {
-            if self.chance(faults.delay) {
-                let micros = self.rng.random_range(0..=faults.max_delay.total_micros());
-                *delay = Duration::from_micros(micros);
+        let copies = fate.copies;
+        if delayed[..copies].contains(&true) && permit(FaultKind::Delay) {
+            for (delay, _) in fate.delays[..copies]
+                .iter()
+                .zip(delayed)
+                .filter(|(_, hit)| *hit)
+            {
                 stats.delayed += 1;
                 self.note(format_args!(
-                    "delayed frame of {} bytes by {}",
+                    "delayed frame of {} bytes by {delay}",
                     frame.len(),
-                    *delay
                 ));
             }
+        } else {
+            fate.delays = [Duration::ZERO; 2];
         }
         fate
     }
@@ -297,7 +495,7 @@ mod tests {
 
     impl Stream {
         fn apply(&mut self, frame: &mut Vec<u8>, stats: &mut Stats) -> Fate {
-            self.0.apply(&self.1, frame, stats)
+            self.0.apply(&self.1, frame, stats, None)
         }
     }
 

@@ -111,14 +111,16 @@ mod metrics;
 pub mod reversal;
 mod seeds;
 mod segment;
+mod shrink;
 mod sim;
 
 pub use capture::{FailureCapture, WritePcapError};
 pub use clock::Clock;
-pub use faults::{Direction, Faults, Stats};
+pub use faults::{Direction, FaultId, FaultKind, Faults, ParseFaultIdError, Stats};
 pub use host::Host;
 pub use link::{Bandwidth, Latency, Link, LinkStats, Queue};
 pub use metrics::{Flow, LinkReport, Report, jain_fairness};
 pub use seeds::{SEED_COUNT_VAR, SEED_VAR, sweep_seeds};
 pub use segment::{Port, PortConfig, PortId, PortRxToken, PortTxToken, Segment};
+pub use shrink::{CASE_VAR, Case, FAULTS_VAR, SHRINK_VAR, Sweep};
 pub use sim::{Party, PartyId, RunError, Sim};

@@ -16,7 +16,7 @@ use smoltcp::wire::{
 };
 
 use crate::capture::{FailureCapture, WritePcapError};
-use crate::faults::{Direction, Fate, FaultStream, Faults, Stats};
+use crate::faults::{Direction, Fate, FaultRecord, FaultStream, Faults, Stats};
 use crate::link::{Latency, Link, LinkState, LinkStats};
 use crate::metrics::{FlowTable, LinkReport, Report};
 
@@ -37,6 +37,10 @@ pub struct PortId(usize);
 impl PortId {
     #[cfg(test)]
     pub(crate) const fn new(index: usize) -> PortId {
+        PortId(index)
+    }
+
+    pub(crate) const fn from_index(index: usize) -> PortId {
         PortId(index)
     }
 
@@ -209,6 +213,11 @@ pub struct Segment {
 impl Segment {
     /// An empty segment whose random draws all derive from `seed`.
     pub fn new(seed: u64) -> Segment {
+        Segment::recording(seed, None)
+    }
+
+    /// A segment whose faults are limited to, and recorded in, `record`.
+    pub(crate) fn recording(seed: u64, record: Option<Rc<RefCell<FaultRecord>>>) -> Segment {
         Segment {
             wire: Rc::new(RefCell::new(Wire {
                 seed,
@@ -225,6 +234,7 @@ impl Segment {
                 holds: HashSet::new(),
                 held: Vec::new(),
                 flows: FlowTable::default(),
+                record,
                 capture: None,
                 spare: Vec::new(),
             })),
@@ -818,6 +828,8 @@ struct Wire {
     holds: HashSet<(usize, usize)>,
     held: Vec<Crossing>,
     flows: FlowTable,
+    /// Which faults may happen, for a shrinking run.
+    record: Option<Rc<RefCell<FaultRecord>>>,
     capture: Option<Vec<u8>>,
     /// Buffers of consumed frames, reused so steady traffic does not
     /// allocate.
@@ -927,9 +939,12 @@ impl Wire {
         }
         // Drawn first, for every frame, so a port's random stream does not
         // depend on the queue.
-        let fate = port
-            .tx
-            .apply(&port.tx_link.link().faults, &mut frame, &mut self.stats);
+        let fate = port.tx.apply(
+            &port.tx_link.link().faults,
+            &mut frame,
+            &mut self.stats,
+            self.record.as_deref(),
+        );
         let Some(sent) = port.tx_link.send(now, frame.len()) else {
             self.stats.queue_drops += 1;
             self.recycle(frame);
@@ -982,9 +997,12 @@ impl Wire {
         }
         let mut copy = self.copy_of(frame);
         let port = &mut self.ports[to];
-        let fate = port
-            .rx
-            .apply(&port.rx_link.link().faults, &mut copy, &mut self.stats);
+        let fate = port.rx.apply(
+            &port.rx_link.link().faults,
+            &mut copy,
+            &mut self.stats,
+            self.record.as_deref(),
+        );
         let first_sequence = self.next_sequence;
         self.next_sequence += fate.delays().len() as u64;
         self.crossing.push(Crossing {

@@ -193,9 +193,14 @@ impl Sim {
     /// A simulation at time zero with an empty segment whose faults derive
     /// from `seed`.
     pub fn new(seed: u64) -> Sim {
+        Sim::on(Segment::new(seed))
+    }
+
+    /// A simulation at time zero on `segment`.
+    pub(crate) fn on(segment: Segment) -> Sim {
         Sim {
             clock: Clock::new(),
-            segment: Segment::new(seed),
+            segment,
             parties: Vec::new(),
             wake_ups: BinaryHeap::new(),
             actions: BTreeMap::new(),

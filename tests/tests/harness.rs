@@ -9,7 +9,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use reversal_sim::{
     Clock, Direction, Faults, Host, Link, Party, PartyId, Port, PortConfig, RunError, Segment, Sim,
-    Stats, seed_sweep,
+    Stats, Sweep, case_sweep, seed_sweep,
 };
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
@@ -618,4 +618,85 @@ fn failing_seed_prints_a_rerun_command_that_runs_only_it() {
     let other_seed = run_sweep_child(&[("SWEEP_CHILD_FAIL_AT", "3"), ("SIM_SEED", "1")]);
     assert!(other_seed.succeeded, "{}", other_seed.stderr);
     assert_eq!(other_seed.seeds, [1]);
+}
+
+/// Run only by the shrinking test below, in a child process: `lines`
+/// datagrams to a reverser over a client link that drops a fifth of the
+/// frames each way; fails when any answer is missing, but only from three
+/// lines on, so the smallest failing case has three lines and one fault.
+#[test]
+#[ignore = "run by the shrinking test below in a child process"]
+fn shrink_child() {
+    case_sweep!(Sweep::new(3).knob("lines", 1..=12), |case| {
+        let mut sim = case.sim();
+        let lossy = Faults {
+            drop: 0.2,
+            ..Faults::default()
+        };
+        let (client, socket) = udp_pair(&mut sim, PortConfig::new().faults(lossy));
+        let lines = case.knob("lines");
+        for n in 0..lines {
+            sim[client]
+                .udp(socket)
+                .send_slice(format!("line {n}").as_bytes(), (SERVER_IP, ECHO_PORT))
+                .unwrap();
+        }
+        sim.run_for(Duration::from_secs(5)).unwrap();
+        let mut answers = 0;
+        while sim[client].udp(socket).recv().is_ok() {
+            answers += 1;
+        }
+        assert!(
+            lines < 3 || answers == lines,
+            "{answers} of {lines} answered"
+        );
+    });
+}
+
+/// Runs `shrink_child` with `vars`; returns whether it passed and its
+/// standard error.
+fn run_shrink_child(vars: &[(&str, &str)]) -> (bool, String) {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["shrink_child", "--exact", "--ignored", "--nocapture"])
+        .env_remove("SIM_SEED")
+        .env_remove("SIM_SEEDS")
+        .env_remove("SIM_CASE")
+        .env_remove("SIM_FAULTS");
+    command.envs(vars.iter().copied());
+    let output = command.output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn a_failing_case_is_shrunk_to_fewer_lines_and_faults_with_a_command_that_replays_it() {
+    let (passed, stderr) = run_shrink_child(&[]);
+    assert!(!passed);
+    let shrunk = stderr
+        .lines()
+        .find(|line| line.starts_with("shrunk to "))
+        .unwrap_or_else(|| panic!("no shrinking in:\n{stderr}"));
+    assert!(shrunk.contains("lines=3 with 1 of "), "{shrunk}");
+    let command = shrunk.split_once("; rerun with ").unwrap().1;
+    assert!(
+        command.contains(" --test harness shrink_child"),
+        "{command}"
+    );
+    // Replay it as printed: the environment before `cargo`.
+    let env: Vec<(&str, &str)> = command
+        .split(' ')
+        .take_while(|word| *word != "cargo")
+        .map(|word| word.split_once('=').unwrap())
+        .collect();
+    assert_eq!(env[1], ("SIM_CASE", "lines=3"), "{command}");
+    let (passed, stderr) = run_shrink_child(&env);
+    assert!(!passed, "the shrunk case fails again");
+    assert!(!stderr.contains("shrunk to"), "a replay does not shrink");
+    // Without its one fault, the same case passes.
+    let mut faultless = env.clone();
+    faultless[2] = ("SIM_FAULTS", "none");
+    assert!(run_shrink_child(&faultless).0, "the fault made it fail");
 }
