@@ -103,13 +103,21 @@ fn sweep_over(test: &str, seeds: Range<u64>, caller_file: &Path, scenario: &mut 
 /// ```
 #[macro_export]
 macro_rules! seed_sweep {
-    ($default_count:expr, $scenario:expr $(,)?) => {{
-        fn __seed_sweep_here() {}
-        let path = ::core::any::type_name_of_val(&__seed_sweep_here);
-        let path = path.strip_suffix("::__seed_sweep_here").unwrap_or(path);
-        // Drop the crate's name: cargo test filters by the path inside it.
-        let test = path.split_once("::").map_or(path, |(_, inside)| inside);
-        $crate::sweep_seeds(test, $default_count, $scenario)
+    ($default_count:expr, $scenario:expr $(,)?) => {
+        $crate::sweep_seeds($crate::__test_path!(), $default_count, $scenario)
+    };
+}
+
+/// The path of the function this is expanded in, without the crate's name:
+/// what `cargo test` filters by.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __test_path {
+    () => {{
+        fn __test_path_here() {}
+        let path = ::core::any::type_name_of_val(&__test_path_here);
+        let path = path.strip_suffix("::__test_path_here").unwrap_or(path);
+        path.split_once("::").map_or(path, |(_, inside)| inside)
     }};
 }
 

@@ -490,7 +490,7 @@ impl Segment {
         wire.advance_to(now);
         wire.holds.clear();
         for crossing in core::mem::take(&mut wire.held) {
-            wire.enter_rx_link(crossing, now);
+            wire.enter_rx_link(crossing.item, now);
         }
     }
 
@@ -817,7 +817,7 @@ struct Wire {
     next_sequence: u64,
     /// Frames on their way from a transmit link to the switch, earliest
     /// on top.
-    crossing: BinaryHeap<Crossing>,
+    crossing: BinaryHeap<Due<Crossing>>,
     next_crossing: u64,
     /// The smallest latency of any receive link: how soon after crossing
     /// the switch a frame can be delivered.
@@ -826,7 +826,7 @@ struct Wire {
     partitions: HashSet<(usize, usize)>,
     /// (from, to) port pairs whose frames wait at the switch.
     holds: HashSet<(usize, usize)>,
-    held: Vec<Crossing>,
+    held: Vec<Due<Crossing>>,
     flows: FlowTable,
     /// Which faults may happen, for a shrinking run.
     record: Option<Rc<RefCell<FaultRecord>>>,
@@ -846,7 +846,8 @@ struct PortState {
     rx: FaultStream,
     tx_link: LinkState,
     rx_link: LinkState,
-    inbox: BinaryHeap<InFlight>,
+    /// Frames on their way to the host, by delivery time.
+    inbox: BinaryHeap<Due<Vec<u8>>>,
 }
 
 impl PortState {
@@ -914,7 +915,7 @@ impl Wire {
         let lost = core::mem::take(&mut state.inbox);
         self.stats.link_down += lost.len() as u64;
         for frame in lost {
-            self.recycle(frame.frame);
+            self.recycle(frame.item);
         }
     }
 
@@ -1005,30 +1006,31 @@ impl Wire {
         );
         let first_sequence = self.next_sequence;
         self.next_sequence += fate.delays().len() as u64;
-        self.crossing.push(Crossing {
+        self.crossing.push(Due {
             at,
             order: self.next_crossing,
-            from,
-            to,
-            frame: copy,
-            fate,
-            first_sequence,
+            item: Crossing {
+                from,
+                to,
+                frame: copy,
+                fate,
+                first_sequence,
+            },
         });
         self.next_crossing += 1;
     }
 
     /// A frame reaches the switch: the topology decides whether it goes on.
-    fn cross(&mut self, crossing: Crossing) {
-        let pair = (crossing.from, crossing.to);
+    fn cross(&mut self, crossing: Due<Crossing>) {
+        let pair = (crossing.item.from, crossing.item.to);
         if self.partitions.contains(&pair) {
             self.stats.partitioned += 1;
-            self.recycle(crossing.frame);
+            self.recycle(crossing.item.frame);
         } else if self.holds.contains(&pair) {
             self.stats.held += 1;
             self.held.push(crossing);
         } else {
-            let at = crossing.at;
-            self.enter_rx_link(crossing, at);
+            self.enter_rx_link(crossing.item, crossing.at);
         }
     }
 
@@ -1064,10 +1066,10 @@ impl Wire {
             } else {
                 self.copy_of(&frame)
             };
-            self.ports[to].inbox.push(InFlight {
+            self.ports[to].inbox.push(Due {
                 at: arrival + delay,
-                sequence: first_sequence + index as u64,
-                frame: copy,
+                order: first_sequence + index as u64,
+                item: copy,
             });
         }
     }
@@ -1078,7 +1080,7 @@ impl Wire {
         if inbox.peek()?.at > now {
             return None;
         }
-        let frame = inbox.pop()?.frame;
+        let frame = inbox.pop()?.item;
         self.stats.delivered += 1;
         self.trace.write(&now.total_micros().to_le_bytes());
         self.trace.write(&(port.0 as u64).to_le_bytes());
@@ -1091,8 +1093,6 @@ impl Wire {
 /// A frame between a transmit link and the switch, with its fate on the
 /// receive link already drawn.
 struct Crossing {
-    at: Instant,
-    order: u64,
     from: usize,
     to: usize,
     frame: Vec<u8>,
@@ -1101,54 +1101,34 @@ struct Crossing {
     first_sequence: u64,
 }
 
+/// Something due at an instant; among those due together, the lower
+/// `order` first.
+struct Due<T> {
+    at: Instant,
+    order: u64,
+    item: T,
+}
+
 // `BinaryHeap` pops its greatest item; the greatest here is the earliest.
-impl Ord for Crossing {
-    fn cmp(&self, other: &Crossing) -> Ordering {
+impl<T> Ord for Due<T> {
+    fn cmp(&self, other: &Due<T>) -> Ordering {
         (other.at, other.order).cmp(&(self.at, self.order))
     }
 }
 
-impl PartialOrd for Crossing {
-    fn partial_cmp(&self, other: &Crossing) -> Option<Ordering> {
+impl<T> PartialOrd for Due<T> {
+    fn partial_cmp(&self, other: &Due<T>) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl PartialEq for Crossing {
-    fn eq(&self, other: &Crossing) -> bool {
+impl<T> PartialEq for Due<T> {
+    fn eq(&self, other: &Due<T>) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
 
-impl Eq for Crossing {}
-
-/// A frame on its way to a port.
-struct InFlight {
-    at: Instant,
-    sequence: u64,
-    frame: Vec<u8>,
-}
-
-// `BinaryHeap` pops its greatest item; the greatest here is the earliest.
-impl Ord for InFlight {
-    fn cmp(&self, other: &InFlight) -> Ordering {
-        (other.at, other.sequence).cmp(&(self.at, self.sequence))
-    }
-}
-
-impl PartialOrd for InFlight {
-    fn partial_cmp(&self, other: &InFlight) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for InFlight {
-    fn eq(&self, other: &InFlight) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for InFlight {}
+impl<T> Eq for Due<T> {}
 
 /// FNV-1a, 64 bits: tiny, and the same in every build, unlike std's
 /// randomly keyed hasher.

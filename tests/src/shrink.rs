@@ -289,13 +289,9 @@ impl Sweep {
 /// See [`Sweep`] for an example.
 #[macro_export]
 macro_rules! case_sweep {
-    ($sweep:expr, $scenario:expr $(,)?) => {{
-        fn __case_sweep_here() {}
-        let path = ::core::any::type_name_of_val(&__case_sweep_here);
-        let path = path.strip_suffix("::__case_sweep_here").unwrap_or(path);
-        let test = path.split_once("::").map_or(path, |(_, inside)| inside);
-        $crate::Sweep::run(&$sweep, test, $scenario)
-    }};
+    ($sweep:expr, $scenario:expr $(,)?) => {
+        $crate::Sweep::run(&$sweep, $crate::__test_path!(), $scenario)
+    };
 }
 
 /// The smallest failing case found, and what it took.
