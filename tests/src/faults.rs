@@ -174,6 +174,13 @@ pub struct Stats {
 }
 
 /// A kind of fault a shrinking run can leave out.
+///
+/// ```
+/// use reversal_sim::{FaultId, FaultKind};
+///
+/// let id: FaultId = "0.rx.3.duplicate".parse().unwrap();
+/// assert_eq!(id.kind, FaultKind::Duplicate);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FaultKind {
     /// The frame was lost.
@@ -247,6 +254,13 @@ impl fmt::Display for FaultId {
 }
 
 /// A [`FaultId`] that does not read `port.direction.frame.kind`.
+///
+/// ```
+/// use reversal_sim::FaultId;
+///
+/// let error = "3.sideways.1.drop".parse::<FaultId>().unwrap_err();
+/// assert!(error.to_string().contains("port.tx|rx.frame.kind"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseFaultIdError(String);
 

@@ -100,6 +100,16 @@ pub fn jain_fairness(throughputs: impl IntoIterator<Item = f64>) -> Option<f64> 
 }
 
 /// One direction of one port's link in a [`Report`].
+///
+/// ```
+/// use reversal_sim::{Direction, PortConfig, Segment};
+///
+/// let segment = Segment::new(0);
+/// let _port = segment.attach(PortConfig::default());
+/// let report = segment.report();
+/// assert_eq!(report.links.len(), 2, "one per direction");
+/// assert_eq!(report.links[1].direction, Direction::Rx);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkReport {
     /// The port.

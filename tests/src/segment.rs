@@ -248,6 +248,16 @@ impl Segment {
 
     /// The latest time the segment has seen: the simulation's clock, or
     /// the latest timestamp a port was polled with.
+    ///
+    /// ```
+    /// use reversal_sim::Segment;
+    /// use smoltcp::time::Instant;
+    ///
+    /// let segment = Segment::new(0);
+    /// segment.advance_to(Instant::from_secs(3));
+    /// segment.advance_to(Instant::from_secs(1)); // never backwards
+    /// assert_eq!(segment.now(), Instant::from_secs(3));
+    /// ```
     pub fn now(&self) -> Instant {
         self.wire.borrow().now
     }
@@ -338,6 +348,15 @@ impl Segment {
     /// e.g. to let the bandwidth drop mid-run. Frames already queued keep
     /// the times they were given.
     ///
+    /// ```
+    /// use reversal_sim::{Bandwidth, Direction, Link, PortConfig, Segment};
+    ///
+    /// let segment = Segment::new(0);
+    /// let port = segment.attach(PortConfig::default());
+    /// // The uplink degrades to 64 kbit/s.
+    /// segment.set_link(port.id(), Direction::Tx, Link::new().bandwidth(Bandwidth::kbps(64)));
+    /// ```
+    ///
     /// # Panics
     ///
     /// If `port` is not a port of this segment.
@@ -426,8 +445,18 @@ impl Segment {
     }
 
     /// Cuts every frame from a port of `from` to a port of `to`, and only
-    /// that way, until [`heal`](Segment::heal): the others still hear
-    /// `to`, but not the other way round.
+    /// that way, until [`heal`](Segment::heal): `from` still hears `to`,
+    /// but not the other way round.
+    ///
+    /// ```
+    /// use reversal_sim::{PortConfig, Segment};
+    ///
+    /// let segment = Segment::new(0);
+    /// let [a, b] = [(); 2].map(|()| segment.attach(PortConfig::default()).id());
+    /// segment.partition_one_way(&[a], &[b]);
+    /// assert!(segment.is_cut(a, b));
+    /// assert!(!segment.is_cut(b, a));
+    /// ```
     pub fn partition_one_way(&self, from: &[PortId], to: &[PortId]) {
         let mut wire = self.wire.borrow_mut();
         let now = wire.now;

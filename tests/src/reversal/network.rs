@@ -191,6 +191,17 @@ impl<const SESSIONS: usize, const LINE: usize> Network<SESSIONS, LINE> {
     }
 
     /// The server's port on the segment, e.g. to partition it away.
+    ///
+    /// ```
+    /// use reversal_core::{ServerConfig, ServerResources};
+    /// use reversal_sim::reversal::Network;
+    ///
+    /// let resources: &'static mut ServerResources<'static, 1, 3, 512, 512, 64> =
+    ///     Box::leak(Box::default());
+    /// let mut net = Network::new(0, ServerConfig::new(1, 64), resources).unwrap();
+    /// let (client, _) = net.attach();
+    /// net.sim.segment().partition(&[net.server_port()], &[client.id()]);
+    /// ```
     pub fn server_port(&self) -> PortId {
         self.server_port
     }
