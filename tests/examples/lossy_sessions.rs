@@ -1,7 +1,7 @@
 //! A timing scenario for BENCHMARKS.md: 64 sessions send 10,000 lines in
-//! all to the reversal server over client links that lose 5 % of the
-//! frames each way, until every reply is in; prints the virtual and the
-//! wall-clock time.
+//! all to the reversal server, each line after the reply to the one
+//! before, over client links that lose 5 % of the frames each way, until
+//! every reply is in; prints the virtual and the wall-clock time.
 //!
 //! `cargo run -p reversal-sim --release --example lossy_sessions`
 
@@ -50,7 +50,7 @@ fn main() {
             let mut script = Script::new();
             for line in 0..lines {
                 let text = format!("session {session:02} line {line:04} {}", "ab".repeat(20));
-                script = script.send_line(text);
+                script = script.send_line(text).await_replies(line + 1);
             }
             let server = (IpAddress::v4(10, 0, 0, 1), 8888);
             ids.push(
