@@ -39,6 +39,9 @@ const BUSY_LINGER: Duration = Duration::from_secs(1);
 pub const MAX_ROUNDS: usize = 16;
 /// Frames taken in per round, so a flood cannot keep the answers waiting.
 const MAX_INGRESS: usize = 64;
+/// Keep-alive interval of a session while replies are unacknowledged; see
+/// [`probe_while_unacknowledged`].
+const STALL_PROBE: Duration = Duration::from_secs(1);
 
 /// How the server listens and behaves.
 ///
@@ -907,6 +910,7 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
                     return true;
                 }
                 let moved = move_bytes(socket, slot, self.scratch, now, self.shutting_down);
+                probe_while_unacknowledged(socket);
                 if let Some(finish) = slot.session.finished() {
                     let reason = match finish {
                         Finish::IdleTimeout => CloseReason::IdleTimeout,
@@ -932,6 +936,7 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
                     self.end_session(index, now, reason);
                     return true;
                 }
+                probe_while_unacknowledged(socket);
                 let queued = socket.send_queue();
                 let acknowledged = queued < slot.queued;
                 if acknowledged {
@@ -1126,6 +1131,22 @@ fn move_bytes<const LINE: usize>(
     }
     slot.queued = socket.send_queue();
     moved
+}
+
+/// Keeps keep-alive probes on while replies wait for acknowledgement.
+///
+/// smoltcp 0.14's fast retransmit sends a whole segment even past a peer
+/// window smaller than one, counts the part the peer cut off as sent, and
+/// leaves no retransmission timer running for it: against a client with a
+/// 1 KiB window the last replies could wait for the idle timeout. A
+/// keep-alive probe draws a duplicate ACK; the third one makes smoltcp
+/// retransmit from the first unacknowledged byte. Off again once every
+/// reply is acknowledged, so idle sessions send nothing.
+fn probe_while_unacknowledged(socket: &mut tcp::Socket<'_>) {
+    let wanted = (socket.send_queue() > 0).then_some(STALL_PROBE);
+    if socket.keep_alive() != wanted {
+        socket.set_keep_alive(wanted);
+    }
 }
 
 /// The part of `scratch` that the socket's free send space can take.
