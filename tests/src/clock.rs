@@ -46,6 +46,14 @@ impl Clock {
     }
 }
 
+/// The earlier of two optional deadlines; `None` means "no deadline".
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 impl Default for Clock {
     fn default() -> Clock {
         Clock::new()

@@ -1,6 +1,9 @@
 //! Seeded fault injection for one direction of one port.
 
+use core::cell::RefCell;
 use core::fmt;
+use core::str::FromStr;
+use std::collections::BTreeSet;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -59,6 +62,17 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// A perfect link: nothing goes wrong (the default).
+    pub const NONE: Faults = Faults {
+        drop: 0.0,
+        duplicate: 0.0,
+        delay: 0.0,
+        max_delay: Duration::ZERO,
+        corrupt: 0.0,
+        truncate: 0.0,
+        max_frame_len: None,
+    };
+
     /// A rough but usable link: 5% of the frames lost, 1% duplicated, 1%
     /// corrupted, and a tenth held back up to 20 ms so that later ones
     /// overtake them. TCP gets through, slowly, with every kind of repair
@@ -67,7 +81,7 @@ impl Faults {
     /// ```
     /// use reversal_sim::{Faults, PortConfig};
     ///
-    /// let rough = PortConfig { tx: Faults::rough(), rx: Faults::rough(), ..PortConfig::default() };
+    /// let rough = PortConfig::new().faults(Faults::rough());
     /// # let _ = rough;
     /// ```
     pub fn rough() -> Faults {
@@ -97,12 +111,24 @@ impl Faults {
 }
 
 /// Which way a frame crosses a port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Direction {
     /// Frames the port's host transmits, before the switch sees them.
     Tx,
     /// Frames the switch hands to the port's host.
     Rx,
+}
+
+impl Direction {
+    /// The number of this direction's random stream on `port`: each
+    /// (port, direction) pair has one of its own.
+    pub(crate) fn stream(self, port: PortId) -> u64 {
+        let direction_bit = match self {
+            Direction::Tx => 0,
+            Direction::Rx => 1,
+        };
+        port.index() as u64 * 2 + direction_bit
+    }
 }
 
 impl fmt::Display for Direction {
@@ -137,6 +163,181 @@ pub struct Stats {
     /// Frames dropped for their size (`max_frame_len` or the receiving
     /// port's MTU).
     pub oversize: u64,
+    /// Frames a link's queue had no room for.
+    pub queue_drops: u64,
+    /// Frames lost to a link that was down or a port without its host.
+    pub link_down: u64,
+    /// Frames a partition cut.
+    pub partitioned: u64,
+    /// Frames held back at the switch (each counted once, when held).
+    pub held: u64,
+}
+
+/// A kind of fault a shrinking run can leave out.
+///
+/// ```
+/// use reversal_sim::{FaultId, FaultKind};
+///
+/// let id: FaultId = "0.rx.3.duplicate".parse().unwrap();
+/// assert_eq!(id.kind, FaultKind::Duplicate);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultKind {
+    /// The frame was lost.
+    Drop,
+    /// A bit was flipped.
+    Corrupt,
+    /// The frame was cut short.
+    Truncate,
+    /// A second copy was delivered.
+    Duplicate,
+    /// The frame (or a copy) was held back.
+    Delay,
+}
+
+impl FaultKind {
+    const ALL: [FaultKind; 5] = [
+        FaultKind::Drop,
+        FaultKind::Corrupt,
+        FaultKind::Truncate,
+        FaultKind::Duplicate,
+        FaultKind::Delay,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            FaultKind::Drop => "drop",
+            FaultKind::Corrupt => "corrupt",
+            FaultKind::Truncate => "truncate",
+            FaultKind::Duplicate => "duplicate",
+            FaultKind::Delay => "delay",
+        }
+    }
+}
+
+/// One fault that happened in a run: which kind, to the how-manieth frame
+/// of which direction of which port (counting from 0).
+///
+/// Written `port.direction.frame.kind`, as in `2.tx.17.drop`, which is
+/// how `SIM_FAULTS` lists the faults a shrunk case keeps.
+///
+/// ```
+/// use reversal_sim::FaultId;
+///
+/// let id: FaultId = "2.tx.17.drop".parse().unwrap();
+/// assert_eq!(id.to_string(), "2.tx.17.drop");
+/// assert!("2.up.17.drop".parse::<FaultId>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FaultId {
+    /// The port.
+    pub port: PortId,
+    /// Which way the frame crossed it.
+    pub direction: Direction,
+    /// The frame's number in that direction's stream of fault decisions.
+    pub frame: u64,
+    /// What happened to it.
+    pub kind: FaultKind,
+}
+
+impl fmt::Display for FaultId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{}.{}.{}",
+            self.port,
+            self.direction,
+            self.frame,
+            self.kind.name()
+        )
+    }
+}
+
+/// A [`FaultId`] that does not read `port.direction.frame.kind`.
+///
+/// ```
+/// use reversal_sim::FaultId;
+///
+/// let error = "3.sideways.1.drop".parse::<FaultId>().unwrap_err();
+/// assert!(error.to_string().contains("port.tx|rx.frame.kind"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseFaultIdError(String);
+
+impl fmt::Display for ParseFaultIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not a fault like 2.tx.17.drop (port.tx|rx.frame.kind)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ParseFaultIdError {}
+
+impl FromStr for FaultId {
+    type Err = ParseFaultIdError;
+
+    fn from_str(text: &str) -> Result<FaultId, ParseFaultIdError> {
+        let error = || ParseFaultIdError(text.to_owned());
+        let mut parts = text.trim().split('.');
+        let mut next = || parts.next().ok_or_else(error);
+        let port = next()?.parse().map_err(|_| error())?;
+        let direction = match next()? {
+            "tx" => Direction::Tx,
+            "rx" => Direction::Rx,
+            _ => return Err(error()),
+        };
+        let frame = next()?.parse().map_err(|_| error())?;
+        let kind = next()?;
+        let kind = FaultKind::ALL
+            .into_iter()
+            .find(|candidate| candidate.name() == kind)
+            .ok_or_else(error)?;
+        if parts.next().is_some() {
+            return Err(error());
+        }
+        Ok(FaultId {
+            port: PortId::from_index(port),
+            direction,
+            frame,
+            kind,
+        })
+    }
+}
+
+/// Which faults may happen in a run, and which did.
+#[derive(Debug, Default)]
+pub(crate) struct FaultRecord {
+    /// `None`: every fault may happen.
+    allowed: Option<BTreeSet<FaultId>>,
+    happened: Vec<FaultId>,
+}
+
+impl FaultRecord {
+    pub(crate) fn new(allowed: Option<BTreeSet<FaultId>>) -> FaultRecord {
+        FaultRecord {
+            allowed,
+            happened: Vec::new(),
+        }
+    }
+
+    /// Whether `fault` may happen; if so, it is recorded as happened.
+    fn permit(&mut self, fault: FaultId) -> bool {
+        let allowed = self
+            .allowed
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(&fault));
+        if allowed {
+            self.happened.push(fault);
+        }
+        allowed
+    }
+
+    pub(crate) fn happened(&self) -> &[FaultId] {
+        &self.happened
+    }
 }
 
 /// What became of one frame in one direction: zero, one or two copies,
@@ -153,6 +354,11 @@ impl Fate {
         copies: 0,
     };
 
+    const INTACT: Fate = Fate {
+        delays: [Duration::ZERO; 2],
+        copies: 1,
+    };
+
     /// The extra delay of each copy that goes on.
     pub(crate) fn delays(&self) -> &[Duration] {
         &self.delays[..self.copies]
@@ -166,41 +372,50 @@ impl Fate {
 /// every other port's decisions as they were.
 #[derive(Debug)]
 pub(crate) struct FaultStream {
-    faults: Faults,
+    /// Frames this stream has decided on: the number of the next one.
+    frames: u64,
     rng: ChaCha8Rng,
     port: PortId,
     direction: Direction,
 }
 
 impl FaultStream {
-    pub(crate) fn new(
-        seed: u64,
-        port: PortId,
-        direction: Direction,
-        faults: Faults,
-    ) -> FaultStream {
+    pub(crate) fn new(seed: u64, port: PortId, direction: Direction) -> FaultStream {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let direction_bit = match direction {
-            Direction::Tx => 0,
-            Direction::Rx => 1,
-        };
-        rng.set_stream(port.index() as u64 * 2 + direction_bit);
+        rng.set_stream(direction.stream(port));
         FaultStream {
-            faults,
+            frames: 0,
             rng,
             port,
             direction,
         }
     }
 
-    pub(crate) fn set_faults(&mut self, faults: Faults) {
-        self.faults = faults;
-    }
-
-    /// Decides the fate of `frame`, changing its bytes in place when it is
-    /// corrupted or truncated.
-    pub(crate) fn apply(&mut self, frame: &mut Vec<u8>, stats: &mut Stats) -> Fate {
-        let faults = self.faults;
+    /// Decides the fate of `frame` under `faults`, changing its bytes in
+    /// place when it is corrupted or truncated.
+    pub(crate) fn apply(
+        &mut self,
+        faults: &Faults,
+        frame: &mut Vec<u8>,
+        stats: &mut Stats,
+        record: Option<&RefCell<FaultRecord>>,
+    ) -> Fate {
+        let faults = *faults;
+        let ordinal = self.frames;
+        self.frames += 1;
+        let (port, direction) = (self.port, self.direction);
+        // A fault a shrinking run leaves out still makes its draws, so the
+        // frames after it meet the same fate as before.
+        let permit = |kind| {
+            record.is_none_or(|record| {
+                record.borrow_mut().permit(FaultId {
+                    port,
+                    direction,
+                    frame: ordinal,
+                    kind,
+                })
+            })
+        };
         if faults.max_frame_len.is_some_and(|max| frame.len() > max) {
             stats.oversize += 1;
             self.note(format_args!(
@@ -210,48 +425,66 @@ impl FaultStream {
             return Fate::LOST;
         }
         if self.chance(faults.drop) {
+            if !permit(FaultKind::Drop) {
+                return Fate::INTACT;
+            }
             stats.dropped += 1;
             self.note(format_args!("dropped frame of {} bytes", frame.len()));
             return Fate::LOST;
         }
         if !frame.is_empty() && self.chance(faults.corrupt) {
             let bit = self.rng.random_range(0..frame.len() * 8);
-            frame[bit / 8] ^= 1 << (bit % 8);
-            stats.corrupted += 1;
-            self.note(format_args!(
-                "flipped bit {bit} of a {}-byte frame",
-                frame.len()
-            ));
+            if permit(FaultKind::Corrupt) {
+                frame[bit / 8] ^= 1 << (bit % 8);
+                stats.corrupted += 1;
+                self.note(format_args!(
+                    "flipped bit {bit} of a {}-byte frame",
+                    frame.len()
+                ));
+            }
         }
         if !frame.is_empty() && self.chance(faults.truncate) {
             let len = self.rng.random_range(0..frame.len());
-            self.note(format_args!(
-                "truncated frame of {} bytes to {len}",
-                frame.len()
-            ));
-            frame.truncate(len);
-            stats.truncated += 1;
+            if permit(FaultKind::Truncate) {
+                self.note(format_args!(
+                    "truncated frame of {} bytes to {len}",
+                    frame.len()
+                ));
+                frame.truncate(len);
+                stats.truncated += 1;
+            }
         }
-        let mut fate = Fate {
-            delays: [Duration::ZERO; 2],
-            copies: 1,
-        };
-        if self.chance(faults.duplicate) {
+        let mut fate = Fate::INTACT;
+        let duplicated = self.chance(faults.duplicate);
+        let drawn_copies = if duplicated { 2 } else { 1 };
+        let mut delayed = [false; 2];
+        for (delay, hit) in fate.delays[..drawn_copies].iter_mut().zip(&mut delayed) {
+            if self.chance(faults.delay) {
+                let micros = self.rng.random_range(0..=faults.max_delay.total_micros());
+                *delay = Duration::from_micros(micros);
+                *hit = true;
+            }
+        }
+        if duplicated && permit(FaultKind::Duplicate) {
             fate.copies = 2;
             stats.duplicated += 1;
             self.note(format_args!("duplicated frame of {} bytes", frame.len()));
         }
-        for delay in &mut fate.delays[..fate.copies] {
-            if self.chance(faults.delay) {
-                let micros = self.rng.random_range(0..=faults.max_delay.total_micros());
-                *delay = Duration::from_micros(micros);
+        let copies = fate.copies;
+        if delayed[..copies].contains(&true) && permit(FaultKind::Delay) {
+            for (delay, _) in fate.delays[..copies]
+                .iter()
+                .zip(delayed)
+                .filter(|(_, hit)| *hit)
+            {
                 stats.delayed += 1;
                 self.note(format_args!(
-                    "delayed frame of {} bytes by {}",
+                    "delayed frame of {} bytes by {delay}",
                     frame.len(),
-                    *delay
                 ));
             }
+        } else {
+            fate.delays = [Duration::ZERO; 2];
         }
         fate
     }
@@ -271,8 +504,21 @@ impl FaultStream {
 mod tests {
     use super::*;
 
-    fn stream(faults: Faults) -> FaultStream {
-        FaultStream::new(7, PortId::new(0), Direction::Tx, faults)
+    /// A stream with its faults, as a link holds them.
+    struct Stream(FaultStream, Faults);
+
+    impl Stream {
+        fn apply(&mut self, frame: &mut Vec<u8>, stats: &mut Stats) -> Fate {
+            self.0.apply(&self.1, frame, stats, None)
+        }
+    }
+
+    fn stream_of(seed: u64, port: usize, direction: Direction, faults: Faults) -> Stream {
+        Stream(FaultStream::new(seed, PortId::new(port), direction), faults)
+    }
+
+    fn stream(faults: Faults) -> Stream {
+        stream_of(7, 0, Direction::Tx, faults)
     }
 
     fn frame() -> Vec<u8> {
@@ -392,9 +638,9 @@ mod tests {
             drop: 0.5,
             ..Faults::default()
         };
-        let mut first = FaultStream::new(7, PortId::new(0), Direction::Tx, faults);
-        let mut second = FaultStream::new(7, PortId::new(1), Direction::Tx, faults);
-        let fates = |stream: &mut FaultStream| -> Vec<usize> {
+        let mut first = stream_of(7, 0, Direction::Tx, faults);
+        let mut second = stream_of(7, 1, Direction::Tx, faults);
+        let fates = |stream: &mut Stream| -> Vec<usize> {
             (0..64)
                 .map(|_| {
                     stream
@@ -415,7 +661,7 @@ mod tests {
             ..Faults::default()
         };
         let run = || {
-            let mut stream = FaultStream::new(42, PortId::new(3), Direction::Rx, faults);
+            let mut stream = stream_of(42, 3, Direction::Rx, faults);
             (0..64)
                 .map(|_| {
                     let mut bytes = frame();

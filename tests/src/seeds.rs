@@ -82,7 +82,7 @@ fn sweep_over(test: &str, seeds: Range<u64>, caller_file: &Path, scenario: &mut 
         if let Err(panic) = panic::catch_unwind(AssertUnwindSafe(|| scenario(seed))) {
             eprintln!(
                 "scenario {test} failed with seed {seed}; rerun with {}",
-                rerun_command(test, seed, caller_file)
+                rerun_command(&format!("{SEED_VAR}={seed}"), test, caller_file)
             );
             panic::resume_unwind(panic);
         }
@@ -103,23 +103,38 @@ fn sweep_over(test: &str, seeds: Range<u64>, caller_file: &Path, scenario: &mut 
 /// ```
 #[macro_export]
 macro_rules! seed_sweep {
-    ($default_count:expr, $scenario:expr $(,)?) => {{
-        fn __seed_sweep_here() {}
-        let path = ::core::any::type_name_of_val(&__seed_sweep_here);
-        let path = path.strip_suffix("::__seed_sweep_here").unwrap_or(path);
-        // Drop the crate's name: cargo test filters by the path inside it.
-        let test = path.split_once("::").map_or(path, |(_, inside)| inside);
-        $crate::sweep_seeds(test, $default_count, $scenario)
+    ($default_count:expr, $scenario:expr $(,)?) => {
+        $crate::sweep_seeds($crate::__test_path!(), $default_count, $scenario)
+    };
+}
+
+/// The path of the function this is expanded in, without the crate's name:
+/// what `cargo test` filters by.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __test_path {
+    () => {{
+        fn __test_path_here() {}
+        let path = ::core::any::type_name_of_val(&__test_path_here);
+        let path = path.strip_suffix("::__test_path_here").unwrap_or(path);
+        path.split_once("::").map_or(path, |(_, inside)| inside)
     }};
 }
 
-/// The command that replays `test` with only `seed`.
-fn rerun_command(test: &str, seed: u64, caller_file: &Path) -> String {
+/// The command that replays `test` with the environment `env`
+/// (`SIM_SEED=n` and what else a case needs), in the build profile the
+/// test runs in.
+pub(crate) fn rerun_command(env: &str, test: &str, caller_file: &Path) -> String {
     let package = std::env::var("CARGO_PKG_NAME")
         .map(|name| format!(" -p {name}"))
         .unwrap_or_default();
+    let profile = if cfg!(debug_assertions) {
+        ""
+    } else {
+        " --release"
+    };
     let target = test_target(caller_file, &binary_name());
-    format!("{SEED_VAR}={seed} cargo test{package}{target} {test}")
+    format!("{env} cargo test{package}{profile}{target} {test}")
 }
 
 /// The cargo flag selecting the test binary built from `caller_file`:
@@ -228,7 +243,11 @@ mod tests {
 
     #[test]
     fn rerun_command_sets_the_seed_and_names_the_test() {
-        let command = rerun_command("some_test", 9, Path::new("tests/tests/harness.rs"));
+        let command = rerun_command(
+            "SIM_SEED=9",
+            "some_test",
+            Path::new("tests/tests/harness.rs"),
+        );
         assert!(command.starts_with("SIM_SEED=9 cargo test"), "{command}");
         assert!(command.ends_with(" some_test"), "{command}");
     }

@@ -3,7 +3,7 @@
 use core::cell::RefCell;
 use core::cmp::Ordering;
 use core::fmt;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -16,7 +16,9 @@ use smoltcp::wire::{
 };
 
 use crate::capture::{FailureCapture, WritePcapError};
-use crate::faults::{Direction, FaultStream, Faults, Stats};
+use crate::faults::{Direction, Fate, FaultRecord, FaultStream, Faults, Stats};
+use crate::link::{Latency, Link, LinkState, LinkStats};
+use crate::metrics::{FlowTable, LinkReport, Report};
 
 /// Bytes of an Ethernet II header, which smoltcp counts in a device's MTU.
 const ETHERNET_HEADER_LEN: usize = 14;
@@ -38,6 +40,10 @@ impl PortId {
         PortId(index)
     }
 
+    pub(crate) const fn from_index(index: usize) -> PortId {
+        PortId(index)
+    }
+
     /// The port's position on the segment: 0 for the first attached.
     pub const fn index(self) -> usize {
         self.0
@@ -50,19 +56,28 @@ impl fmt::Display for PortId {
     }
 }
 
-/// How a port is attached to its segment.
+/// How a port is attached to its segment: its MAC, its MTU, and the
+/// [`Link`] of each direction of its cable.
 ///
 /// ```
-/// use reversal_sim::{Faults, PortConfig};
+/// use reversal_sim::{Bandwidth, Faults, Link, PortConfig, Queue};
+/// use smoltcp::time::Duration;
 ///
-/// let jumbo_and_lossy = PortConfig {
-///     mtu: 9000,
-///     rx: Faults { drop: 0.1, ..Faults::default() },
-///     ..PortConfig::default()
-/// };
-/// # let _ = jumbo_and_lossy;
+/// // A jumbo-frame port whose cable loses a tenth of what it delivers.
+/// let jumbo_and_lossy = PortConfig::new()
+///     .mtu(9000)
+///     .rx_link(Link::new().faults(Faults { drop: 0.1, ..Faults::default() }));
+/// // A board on a slow, rough link: 1 ms each way, 1 Mbit/s, 16 KiB queue.
+/// let board = PortConfig::new()
+///     .latency(Duration::from_millis(1))
+///     .bandwidth(Bandwidth::mbps(1))
+///     .queue(Queue::drop_tail(16 * 1024))
+///     .faults(Faults::rough());
+/// assert_eq!(board.tx.bandwidth, Some(Bandwidth::mbps(1)));
+/// assert_eq!(jumbo_and_lossy.tx.faults, Faults::default());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct PortConfig {
     /// The port's MAC address; `None` (the default) assigns
     /// `02:53:49:4d:hh:ll`, where `hhll` is the port's index.
@@ -71,28 +86,85 @@ pub struct PortConfig {
     /// smoltcp, for the Ethernet header, and the port refuses to receive
     /// frames longer than that, like a real NIC.
     pub mtu: usize,
-    /// One-way latency of the port's cable, added once when the port
-    /// transmits and once when it receives (default zero).
-    pub latency: Duration,
-    /// Faults on the frames the port's host transmits.
-    pub tx: Faults,
-    /// Faults on the frames delivered to the port's host.
-    pub rx: Faults,
+    /// The frames the port's host transmits, on their way to the switch.
+    pub tx: Link,
+    /// The frames the switch hands to the port's host.
+    pub rx: Link,
+}
+
+impl PortConfig {
+    /// MTU 1500, an assigned MAC, perfect links both ways.
+    pub const fn new() -> PortConfig {
+        PortConfig {
+            mac: None,
+            mtu: 1500,
+            tx: Link::new(),
+            rx: Link::new(),
+        }
+    }
+
+    /// With this MAC address.
+    pub const fn mac(mut self, mac: EthernetAddress) -> PortConfig {
+        self.mac = Some(mac);
+        self
+    }
+
+    /// With this IP MTU.
+    pub const fn mtu(mut self, mtu: usize) -> PortConfig {
+        self.mtu = mtu;
+        self
+    }
+
+    /// A fixed one-way latency on each direction, so a frame between two
+    /// such ports takes twice this.
+    pub const fn latency(mut self, latency: Duration) -> PortConfig {
+        self.tx.latency = Latency::fixed(latency);
+        self.rx.latency = Latency::fixed(latency);
+        self
+    }
+
+    /// These faults on each direction.
+    pub const fn faults(mut self, faults: Faults) -> PortConfig {
+        self.tx.faults = faults;
+        self.rx.faults = faults;
+        self
+    }
+
+    /// This bandwidth on each direction.
+    pub const fn bandwidth(mut self, bandwidth: crate::Bandwidth) -> PortConfig {
+        self.tx.bandwidth = Some(bandwidth);
+        self.rx.bandwidth = Some(bandwidth);
+        self
+    }
+
+    /// This queue on each direction.
+    pub const fn queue(mut self, queue: crate::Queue) -> PortConfig {
+        self.tx.queue = queue;
+        self.rx.queue = queue;
+        self
+    }
+
+    /// This link for what the host transmits.
+    pub const fn tx_link(mut self, link: Link) -> PortConfig {
+        self.tx = link;
+        self
+    }
+
+    /// This link for what the host receives.
+    pub const fn rx_link(mut self, link: Link) -> PortConfig {
+        self.rx = link;
+        self
+    }
 }
 
 impl Default for PortConfig {
     fn default() -> PortConfig {
-        PortConfig {
-            mac: None,
-            mtu: 1500,
-            latency: Duration::ZERO,
-            tx: Faults::default(),
-            rx: Faults::default(),
-        }
+        PortConfig::new()
     }
 }
 
-/// An in-memory Ethernet switch with virtual-time delivery and seeded faults.
+/// An in-memory Ethernet switch with virtual-time delivery, a link model
+/// per port and direction, and seeded faults.
 ///
 /// Each [`Port`] attached to it is a smoltcp [`Device`] for one host. A
 /// frame one port transmits goes to the port whose host owns its
@@ -101,10 +173,14 @@ impl Default for PortConfig {
 /// from the source of the frames each port transmits, so hosts may use MACs
 /// other than their port's.
 ///
-/// A frame reaches its receiver at `sent + tx latency + tx delay + rx
-/// latency + rx delay` and waits until the receiver polls its device with a
-/// timestamp at or after that. Faults are drawn from one seed; the same
-/// seed and the same polling give the same frames at the same times, which
+/// A frame crosses the sender's transmit [`Link`] (queue, bandwidth,
+/// faults, latency), the switch, then the receiver's receive link, and
+/// waits until the receiver polls its device with a timestamp at or after
+/// its arrival. Between the two links the topology applies: links that are
+/// down, partitions, traffic held back ([`partition`](Segment::partition),
+/// [`hold`](Segment::hold), [`set_link_up`](Segment::set_link_up)).
+/// Random draws come from one seed; the same seed and the same polling give
+/// the same frames at the same times, which
 /// [`trace_hash`](Segment::trace_hash) sums up.
 ///
 /// `Segment` is a cheap handle: clones share the same switch. It is not
@@ -135,16 +211,30 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// An empty segment whose faults all derive from `seed`.
+    /// An empty segment whose random draws all derive from `seed`.
     pub fn new(seed: u64) -> Segment {
+        Segment::recording(seed, None)
+    }
+
+    /// A segment whose faults are limited to, and recorded in, `record`.
+    pub(crate) fn recording(seed: u64, record: Option<Rc<RefCell<FaultRecord>>>) -> Segment {
         Segment {
             wire: Rc::new(RefCell::new(Wire {
                 seed,
+                now: Instant::ZERO,
                 ports: Vec::new(),
                 locations: HashMap::new(),
                 stats: Stats::default(),
                 trace: Fnv1a::new(),
                 next_sequence: 0,
+                crossing: BinaryHeap::new(),
+                next_crossing: 0,
+                least_rx_latency: Duration::ZERO,
+                partitions: HashSet::new(),
+                holds: HashSet::new(),
+                held: Vec::new(),
+                flows: FlowTable::default(),
+                record,
                 capture: None,
                 spare: Vec::new(),
             })),
@@ -156,9 +246,32 @@ impl Segment {
         self.wire.borrow().seed
     }
 
+    /// The latest time the segment has seen: the simulation's clock, or
+    /// the latest timestamp a port was polled with.
+    ///
+    /// ```
+    /// use reversal_sim::Segment;
+    /// use smoltcp::time::Instant;
+    ///
+    /// let segment = Segment::new(0);
+    /// segment.advance_to(Instant::from_secs(3));
+    /// segment.advance_to(Instant::from_secs(1)); // never backwards
+    /// assert_eq!(segment.now(), Instant::from_secs(3));
+    /// ```
+    pub fn now(&self) -> Instant {
+        self.wire.borrow().now
+    }
+
+    /// Moves the segment's time to `now`, letting every frame due at the
+    /// switch by then cross it. A [`Sim`](crate::Sim) does this as its clock
+    /// moves; code that polls ports by hand need not, ports do it too.
+    pub fn advance_to(&self, now: Instant) {
+        self.wire.borrow_mut().advance_to(now);
+    }
+
     /// Attaches a new port and returns its device.
     ///
-    /// Each port's faults draw from a random stream of their own, so
+    /// Each port's links draw from random streams of their own, so
     /// attaching one more port leaves the faults of the others unchanged.
     pub fn attach(&self, config: PortConfig) -> Port {
         let mut wire = self.wire.borrow_mut();
@@ -169,17 +282,51 @@ impl Segment {
         });
         let seed = wire.seed;
         wire.ports.push(PortState {
-            max_frame_len: config.mtu + ETHERNET_HEADER_LEN,
-            latency: config.latency,
-            tx: FaultStream::new(seed, id, Direction::Tx, config.tx),
-            rx: FaultStream::new(seed, id, Direction::Rx, config.rx),
+            mtu: config.mtu,
+            mac,
+            plugged: true,
+            boots: 0,
+            tx: FaultStream::new(seed, id, Direction::Tx),
+            rx: FaultStream::new(seed, id, Direction::Rx),
+            tx_link: LinkState::new(seed, id, Direction::Tx, config.tx),
+            rx_link: LinkState::new(seed, id, Direction::Rx, config.rx),
             inbox: BinaryHeap::new(),
         });
         wire.locations.insert(mac, id.0);
+        wire.update_least_rx_latency();
         Port {
             id,
             mac,
             mtu: config.mtu,
+            boot: 0,
+            wire: Rc::clone(&self.wire),
+        }
+    }
+
+    /// Plugs a new device into a port whose previous one was dropped (its
+    /// host crashed or was switched off): the same cable, links and random
+    /// streams, with the port's MAC or `mac`.
+    ///
+    /// A host that boots again with a new MAC is not reached by peers that
+    /// still have the old one in their neighbour cache until it expires.
+    ///
+    /// # Panics
+    ///
+    /// If `port` is not a port of this segment or its device still exists.
+    pub fn reattach(&self, port: PortId, mac: Option<EthernetAddress>) -> Port {
+        let mut wire = self.wire.borrow_mut();
+        let state = &mut wire.ports[port.0];
+        assert!(!state.plugged, "port {port} still has its device");
+        state.plugged = true;
+        state.boots += 1;
+        state.mac = mac.unwrap_or(state.mac);
+        let (mac, mtu, boot) = (state.mac, state.mtu, state.boots);
+        wire.locations.insert(mac, port.0);
+        Port {
+            id: port,
+            mac,
+            mtu,
+            boot,
             wire: Rc::clone(&self.wire),
         }
     }
@@ -192,16 +339,227 @@ impl Segment {
     /// If `port` is not a port of this segment.
     pub fn set_faults(&self, port: PortId, direction: Direction, faults: Faults) {
         let mut wire = self.wire.borrow_mut();
-        let state = &mut wire.ports[port.0];
-        match direction {
-            Direction::Tx => state.tx.set_faults(faults),
-            Direction::Rx => state.rx.set_faults(faults),
+        let link = wire.ports[port.0].link_mut(direction);
+        let changed = link.link().faults(faults);
+        link.set_link(changed);
+    }
+
+    /// Replaces the link model of one direction of a port from now on,
+    /// e.g. to let the bandwidth drop mid-run. Frames already queued keep
+    /// the times they were given.
+    ///
+    /// ```
+    /// use reversal_sim::{Bandwidth, Direction, Link, PortConfig, Segment};
+    ///
+    /// let segment = Segment::new(0);
+    /// let port = segment.attach(PortConfig::default());
+    /// // The uplink degrades to 64 kbit/s.
+    /// segment.set_link(port.id(), Direction::Tx, Link::new().bandwidth(Bandwidth::kbps(64)));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `port` is not a port of this segment.
+    pub fn set_link(&self, port: PortId, direction: Direction, link: Link) {
+        let mut wire = self.wire.borrow_mut();
+        wire.ports[port.0].link_mut(direction).set_link(link);
+        wire.update_least_rx_latency();
+    }
+
+    /// Takes one direction of a port's cable down (`false`) or up again.
+    /// While it is down, every frame that would enter it is lost (counted
+    /// in [`Stats::link_down`]); frames already past that point arrive.
+    ///
+    /// ```
+    /// use reversal_sim::{Direction, PortConfig, Segment};
+    ///
+    /// let segment = Segment::new(0);
+    /// let port = segment.attach(PortConfig::default());
+    /// segment.set_link_up(port.id(), Direction::Rx, false); // deaf, can still talk
+    /// assert!(!segment.is_link_up(port.id(), Direction::Rx));
+    /// assert!(segment.is_link_up(port.id(), Direction::Tx));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `port` is not a port of this segment.
+    pub fn set_link_up(&self, port: PortId, direction: Direction, up: bool) {
+        let mut wire = self.wire.borrow_mut();
+        let now = wire.now;
+        wire.advance_to(now);
+        wire.ports[port.0].link_mut(direction).set_up(up);
+    }
+
+    /// Whether one direction of a port's cable is up.
+    ///
+    /// # Panics
+    ///
+    /// If `port` is not a port of this segment.
+    pub fn is_link_up(&self, port: PortId, direction: Direction) -> bool {
+        self.wire.borrow_mut().ports[port.0]
+            .link_mut(direction)
+            .is_up()
+    }
+
+    /// Pulls a port's cable: both directions down.
+    ///
+    /// ```
+    /// use reversal_sim::{Direction, PortConfig, Segment};
+    ///
+    /// let segment = Segment::new(0);
+    /// let port = segment.attach(PortConfig::default());
+    /// segment.link_down(port.id());
+    /// assert!(!segment.is_link_up(port.id(), Direction::Tx));
+    /// segment.link_up(port.id());
+    /// assert!(segment.is_link_up(port.id(), Direction::Tx));
+    /// ```
+    pub fn link_down(&self, port: PortId) {
+        self.set_link_up(port, Direction::Tx, false);
+        self.set_link_up(port, Direction::Rx, false);
+    }
+
+    /// Plugs a port's cable back in: both directions up.
+    pub fn link_up(&self, port: PortId) {
+        self.set_link_up(port, Direction::Tx, true);
+        self.set_link_up(port, Direction::Rx, true);
+    }
+
+    /// Cuts every frame between a port of `a` and a port of `b`, both ways,
+    /// from now on, until [`heal`](Segment::heal). Broadcasts (ARP) are cut
+    /// too; traffic within each group flows on.
+    ///
+    /// ```
+    /// use reversal_sim::{PortConfig, Segment};
+    ///
+    /// let segment = Segment::new(0);
+    /// let [a, b, c] = [(); 3].map(|()| segment.attach(PortConfig::default()).id());
+    /// segment.partition(&[a], &[b, c]);
+    /// assert!(segment.is_cut(a, b) && segment.is_cut(c, a));
+    /// assert!(!segment.is_cut(b, c));
+    /// segment.heal();
+    /// assert!(!segment.is_cut(a, b));
+    /// ```
+    pub fn partition(&self, a: &[PortId], b: &[PortId]) {
+        self.partition_one_way(a, b);
+        self.partition_one_way(b, a);
+    }
+
+    /// Cuts every frame from a port of `from` to a port of `to`, and only
+    /// that way, until [`heal`](Segment::heal): `from` still hears `to`,
+    /// but not the other way round.
+    ///
+    /// ```
+    /// use reversal_sim::{PortConfig, Segment};
+    ///
+    /// let segment = Segment::new(0);
+    /// let [a, b] = [(); 2].map(|()| segment.attach(PortConfig::default()).id());
+    /// segment.partition_one_way(&[a], &[b]);
+    /// assert!(segment.is_cut(a, b));
+    /// assert!(!segment.is_cut(b, a));
+    /// ```
+    pub fn partition_one_way(&self, from: &[PortId], to: &[PortId]) {
+        let mut wire = self.wire.borrow_mut();
+        let now = wire.now;
+        wire.advance_to(now);
+        for &x in from {
+            for &y in to {
+                wire.partitions.insert((x.0, y.0));
+            }
+        }
+    }
+
+    /// Whether frames from `from` to `to` are cut by a partition.
+    pub fn is_cut(&self, from: PortId, to: PortId) -> bool {
+        self.wire.borrow().partitions.contains(&(from.0, to.0))
+    }
+
+    /// Ends every partition.
+    pub fn heal(&self) {
+        let mut wire = self.wire.borrow_mut();
+        let now = wire.now;
+        wire.advance_to(now);
+        wire.partitions.clear();
+    }
+
+    /// Holds back every frame between a port of `a` and a port of `b`,
+    /// both ways, at the switch, until [`release`](Segment::release): a
+    /// network that stalls without losing anything.
+    ///
+    /// ```
+    /// use reversal_sim::{PortConfig, Segment};
+    ///
+    /// let segment = Segment::new(0);
+    /// let [a, b] = [(); 2].map(|()| segment.attach(PortConfig::default()).id());
+    /// segment.hold(&[a], &[b]);
+    /// assert_eq!(segment.held(), 0);
+    /// segment.release();
+    /// ```
+    pub fn hold(&self, a: &[PortId], b: &[PortId]) {
+        let mut wire = self.wire.borrow_mut();
+        let now = wire.now;
+        wire.advance_to(now);
+        for &x in a {
+            for &y in b {
+                wire.holds.insert((x.0, y.0));
+                wire.holds.insert((y.0, x.0));
+            }
+        }
+    }
+
+    /// Frames held back now.
+    pub fn held(&self) -> usize {
+        self.wire.borrow().held.len()
+    }
+
+    /// Ends every hold and sends the frames held so far on, in the order
+    /// they reached the switch, as if they crossed it now.
+    pub fn release(&self) {
+        let mut wire = self.wire.borrow_mut();
+        let now = wire.now;
+        wire.advance_to(now);
+        wire.holds.clear();
+        for crossing in core::mem::take(&mut wire.held) {
+            wire.enter_rx_link(crossing.item, now);
         }
     }
 
     /// What the segment has done so far.
     pub fn stats(&self) -> Stats {
         self.wire.borrow().stats
+    }
+
+    /// What one direction of a port's link has done so far.
+    ///
+    /// # Panics
+    ///
+    /// If `port` is not a port of this segment.
+    pub fn link_stats(&self, port: PortId, direction: Direction) -> LinkStats {
+        self.wire.borrow_mut().ports[port.0]
+            .link_mut(direction)
+            .stats()
+    }
+
+    /// What the traffic achieved so far: every TCP flow's goodput and
+    /// retransmissions, every link's queue, the segment's counts.
+    pub fn report(&self) -> Report {
+        let mut wire = self.wire.borrow_mut();
+        let links = wire
+            .ports
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(index, port)| {
+                [Direction::Tx, Direction::Rx].map(|direction| LinkReport {
+                    port: PortId(index),
+                    direction,
+                    stats: port.link_mut(direction).stats(),
+                })
+            })
+            .collect();
+        Report {
+            stats: wire.stats,
+            flows: wire.flows.flows(),
+            links,
+        }
     }
 
     /// A hash of every frame delivered so far: when, to which port, and its
@@ -213,13 +571,22 @@ impl Segment {
         self.wire.borrow().trace.finish()
     }
 
-    /// When the earliest frame still in flight becomes deliverable, if any.
+    /// The earliest instant at which a frame still in flight may become
+    /// deliverable, if any: the clock must stop there.
     pub fn next_delivery(&self) -> Option<Instant> {
         let wire = self.wire.borrow();
-        wire.ports
+        let delivery = wire
+            .ports
             .iter()
             .filter_map(|port| port.inbox.peek().map(|frame| frame.at))
-            .min()
+            .min();
+        // A frame still before the switch arrives no sooner than the
+        // smallest receive latency after reaching it.
+        let crossing = wire
+            .crossing
+            .peek()
+            .map(|crossing| crossing.at + wire.least_rx_latency);
+        crate::clock::earliest(delivery, crossing)
     }
 
     /// Starts keeping a capture of every frame from now on, in memory.
@@ -297,6 +664,7 @@ impl fmt::Debug for Segment {
         let wire = self.wire.borrow();
         f.debug_struct("Segment")
             .field("seed", &wire.seed)
+            .field("now", &wire.now)
             .field("ports", &wire.ports.len())
             .field("stats", &wire.stats)
             .field("capturing", &wire.capture.is_some())
@@ -309,11 +677,17 @@ impl fmt::Debug for Segment {
 ///
 /// Receiving returns the earliest frame whose delivery time is at or before
 /// the timestamp smoltcp passes in; transmitting hands the frame to the
-/// switch at that timestamp.
+/// port's transmit link at that timestamp.
+///
+/// Dropping a port unplugs its host, as when it crashes or loses power:
+/// frames waiting for it and frames that arrive later are lost, until
+/// [`Segment::reattach`] plugs in a new device.
 pub struct Port {
     id: PortId,
     mac: EthernetAddress,
     mtu: usize,
+    /// How many times the port's host has booted before this one.
+    boot: u32,
     wire: Rc<RefCell<Wire>>,
 }
 
@@ -335,7 +709,9 @@ impl Port {
 
     /// An interface configuration for this port: its MAC, and a random seed
     /// for smoltcp (TCP initial sequence numbers, ephemeral ports) derived
-    /// from the segment's seed and the port's number, so runs repeat.
+    /// from the segment's seed, the port's number and how often its host
+    /// has booted, so runs repeat and a rebooted host does not reuse its
+    /// sequence numbers.
     ///
     /// ```
     /// use reversal_sim::{PortConfig, Segment};
@@ -350,8 +726,18 @@ impl Port {
     pub fn interface_config(&self) -> Config {
         let seed = self.wire.borrow().seed;
         let mut config = Config::new(HardwareAddress::Ethernet(self.mac));
-        config.random_seed = splitmix64(seed ^ splitmix64(self.id.0 as u64));
+        let mut random_seed = splitmix64(seed ^ splitmix64(self.id.0 as u64));
+        if self.boot > 0 {
+            random_seed = splitmix64(random_seed ^ u64::from(self.boot));
+        }
+        config.random_seed = random_seed;
         config
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        self.wire.borrow_mut().unplug(self.id);
     }
 }
 
@@ -449,6 +835,8 @@ impl fmt::Debug for PortTxToken<'_> {
 /// The shared state behind a [`Segment`] and its ports.
 struct Wire {
     seed: u64,
+    /// The latest time seen; nothing happens before it any more.
+    now: Instant,
     ports: Vec<PortState>,
     /// Which port each known MAC lives on (assigned or learned).
     locations: HashMap<EthernetAddress, usize>,
@@ -456,6 +844,21 @@ struct Wire {
     trace: Fnv1a,
     /// Orders frames due at the same instant by when they were queued.
     next_sequence: u64,
+    /// Frames on their way from a transmit link to the switch, earliest
+    /// on top.
+    crossing: BinaryHeap<Due<Crossing>>,
+    next_crossing: u64,
+    /// The smallest latency of any receive link: how soon after crossing
+    /// the switch a frame can be delivered.
+    least_rx_latency: Duration,
+    /// (from, to) port pairs a partition cuts.
+    partitions: HashSet<(usize, usize)>,
+    /// (from, to) port pairs whose frames wait at the switch.
+    holds: HashSet<(usize, usize)>,
+    held: Vec<Due<Crossing>>,
+    flows: FlowTable,
+    /// Which faults may happen, for a shrinking run.
+    record: Option<Rc<RefCell<FaultRecord>>>,
     capture: Option<Vec<u8>>,
     /// Buffers of consumed frames, reused so steady traffic does not
     /// allocate.
@@ -463,11 +866,30 @@ struct Wire {
 }
 
 struct PortState {
-    max_frame_len: usize,
-    latency: Duration,
+    mtu: usize,
+    mac: EthernetAddress,
+    /// Whether a device (a host) is plugged into the port.
+    plugged: bool,
+    boots: u32,
     tx: FaultStream,
     rx: FaultStream,
-    inbox: BinaryHeap<InFlight>,
+    tx_link: LinkState,
+    rx_link: LinkState,
+    /// Frames on their way to the host, by delivery time.
+    inbox: BinaryHeap<Due<Vec<u8>>>,
+}
+
+impl PortState {
+    fn max_frame_len(&self) -> usize {
+        self.mtu + ETHERNET_HEADER_LEN
+    }
+
+    fn link_mut(&mut self, direction: Direction) -> &mut LinkState {
+        match direction {
+            Direction::Tx => &mut self.tx_link,
+            Direction::Rx => &mut self.rx_link,
+        }
+    }
 }
 
 enum Destination {
@@ -496,11 +918,43 @@ impl Wire {
         }
     }
 
+    fn update_least_rx_latency(&mut self) {
+        self.least_rx_latency = self
+            .ports
+            .iter()
+            .map(|port| port.rx_link.link().latency.min())
+            .min()
+            .unwrap_or(Duration::ZERO);
+    }
+
+    /// Lets every frame that reaches the switch by `now` cross it.
+    fn advance_to(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        while self.crossing.peek().is_some_and(|next| next.at <= now) {
+            let crossing = self.crossing.pop().expect("peeked");
+            self.cross(crossing);
+        }
+    }
+
+    fn unplug(&mut self, port: PortId) {
+        let state = &mut self.ports[port.0];
+        state.plugged = false;
+        state.tx_link.flush();
+        state.rx_link.flush();
+        let lost = core::mem::take(&mut state.inbox);
+        self.stats.link_down += lost.len() as u64;
+        for frame in lost {
+            self.recycle(frame.item);
+        }
+    }
+
     fn transmit(&mut self, from: PortId, now: Instant, mut frame: Vec<u8>) {
+        self.advance_to(now);
         self.stats.transmitted += 1;
         if let Some(capture) = &mut self.capture {
             capture.packet(now, &frame);
         }
+        self.flows.record(now, &frame);
         if let Ok(header) = EthernetFrame::new_checked(&frame[..]) {
             let source = header.src_addr();
             if source.is_unicast() {
@@ -508,10 +962,29 @@ impl Wire {
             }
         }
         let port = &mut self.ports[from.0];
-        let fate = port.tx.apply(&mut frame, &mut self.stats);
-        let sent = now + port.latency;
-        for &delay in fate.delays() {
-            self.switch(from, sent + delay, &frame);
+        if !port.tx_link.is_up() {
+            self.stats.link_down += 1;
+            self.recycle(frame);
+            return;
+        }
+        // Drawn first, for every frame, so a port's random stream does not
+        // depend on the queue.
+        let fate = port.tx.apply(
+            &port.tx_link.link().faults,
+            &mut frame,
+            &mut self.stats,
+            self.record.as_deref(),
+        );
+        let Some(sent) = port.tx_link.send(now, frame.len()) else {
+            self.stats.queue_drops += 1;
+            self.recycle(frame);
+            return;
+        };
+        if !fate.delays().is_empty() {
+            let arrival = port.tx_link.arrival(sent);
+            for &delay in fate.delays() {
+                self.switch(from, arrival + delay, &frame);
+            }
         }
         self.recycle(frame);
     }
@@ -528,19 +1001,23 @@ impl Wire {
             .then(|| self.locations.get(&destination).copied())
             .flatten();
         match known.map_or(Destination::Everyone, Destination::One) {
-            Destination::One(to) if to != from.0 => self.arrive(to, at, frame),
+            Destination::One(to) if to != from.0 => self.toward(from.0, to, at, frame),
             // The switch never sends a frame back out of the port it came in by.
             Destination::One(_) => {}
             Destination::Everyone => {
                 for to in (0..self.ports.len()).filter(|&to| to != from.0) {
-                    self.arrive(to, at, frame);
+                    self.toward(from.0, to, at, frame);
                 }
             }
         }
     }
 
-    fn arrive(&mut self, to: usize, at: Instant, frame: &[u8]) {
-        if frame.len() > self.ports[to].max_frame_len {
+    /// Sends a copy of `frame` from port `from` toward port `to`, reaching
+    /// the switch at `at`. Its fate on the receive link is drawn now, in
+    /// the order frames are transmitted; what the topology and the queue
+    /// do with it is decided when it reaches the switch.
+    fn toward(&mut self, from: usize, to: usize, at: Instant, frame: &[u8]) {
+        if frame.len() > self.ports[to].max_frame_len() {
             self.stats.oversize += 1;
             log::debug!(
                 "port {to} rx: frame of {} bytes exceeds the MTU",
@@ -550,33 +1027,89 @@ impl Wire {
         }
         let mut copy = self.copy_of(frame);
         let port = &mut self.ports[to];
-        let fate = port.rx.apply(&mut copy, &mut self.stats);
-        let arrival = at + port.latency;
-        let delays = fate.delays();
-        for (index, &delay) in delays.iter().enumerate() {
-            let frame = if index + 1 == delays.len() {
-                core::mem::take(&mut copy)
-            } else {
-                self.copy_of(&copy)
-            };
-            self.ports[to].inbox.push(InFlight {
-                at: arrival + delay,
-                sequence: self.next_sequence,
-                frame,
-            });
-            self.next_sequence += 1;
+        let fate = port.rx.apply(
+            &port.rx_link.link().faults,
+            &mut copy,
+            &mut self.stats,
+            self.record.as_deref(),
+        );
+        let first_sequence = self.next_sequence;
+        self.next_sequence += fate.delays().len() as u64;
+        self.crossing.push(Due {
+            at,
+            order: self.next_crossing,
+            item: Crossing {
+                from,
+                to,
+                frame: copy,
+                fate,
+                first_sequence,
+            },
+        });
+        self.next_crossing += 1;
+    }
+
+    /// A frame reaches the switch: the topology decides whether it goes on.
+    fn cross(&mut self, crossing: Due<Crossing>) {
+        let pair = (crossing.item.from, crossing.item.to);
+        if self.partitions.contains(&pair) {
+            self.stats.partitioned += 1;
+            self.recycle(crossing.item.frame);
+        } else if self.holds.contains(&pair) {
+            self.stats.held += 1;
+            self.held.push(crossing);
+        } else {
+            self.enter_rx_link(crossing.item, crossing.at);
         }
+    }
+
+    /// A frame leaves the switch at `at` on the receiving port's link.
+    fn enter_rx_link(&mut self, crossing: Crossing, at: Instant) {
+        let Crossing {
+            to,
+            mut frame,
+            fate,
+            first_sequence,
+            ..
+        } = crossing;
+        let port = &mut self.ports[to];
+        if !port.plugged || !port.rx_link.is_up() {
+            self.stats.link_down += 1;
+            self.recycle(frame);
+            return;
+        }
+        let Some(sent) = port.rx_link.send(at, frame.len()) else {
+            self.stats.queue_drops += 1;
+            self.recycle(frame);
+            return;
+        };
+        let delays = fate.delays();
         if delays.is_empty() {
-            self.recycle(copy);
+            self.recycle(frame);
+            return;
+        }
+        let arrival = port.rx_link.arrival(sent);
+        for (index, &delay) in delays.iter().enumerate() {
+            let copy = if index + 1 == delays.len() {
+                core::mem::take(&mut frame)
+            } else {
+                self.copy_of(&frame)
+            };
+            self.ports[to].inbox.push(Due {
+                at: arrival + delay,
+                order: first_sequence + index as u64,
+                item: copy,
+            });
         }
     }
 
     fn take_due(&mut self, port: PortId, now: Instant) -> Option<Vec<u8>> {
+        self.advance_to(now);
         let inbox = &mut self.ports[port.0].inbox;
         if inbox.peek()?.at > now {
             return None;
         }
-        let frame = inbox.pop()?.frame;
+        let frame = inbox.pop()?.item;
         self.stats.delivered += 1;
         self.trace.write(&now.total_micros().to_le_bytes());
         self.trace.write(&(port.0 as u64).to_le_bytes());
@@ -586,33 +1119,45 @@ impl Wire {
     }
 }
 
-/// A frame on its way to a port.
-struct InFlight {
-    at: Instant,
-    sequence: u64,
+/// A frame between a transmit link and the switch, with its fate on the
+/// receive link already drawn.
+struct Crossing {
+    from: usize,
+    to: usize,
     frame: Vec<u8>,
+    fate: Fate,
+    /// The delivery order of its first copy among frames due together.
+    first_sequence: u64,
+}
+
+/// Something due at an instant; among those due together, the lower
+/// `order` first.
+struct Due<T> {
+    at: Instant,
+    order: u64,
+    item: T,
 }
 
 // `BinaryHeap` pops its greatest item; the greatest here is the earliest.
-impl Ord for InFlight {
-    fn cmp(&self, other: &InFlight) -> Ordering {
-        (other.at, other.sequence).cmp(&(self.at, self.sequence))
+impl<T> Ord for Due<T> {
+    fn cmp(&self, other: &Due<T>) -> Ordering {
+        (other.at, other.order).cmp(&(self.at, self.order))
     }
 }
 
-impl PartialOrd for InFlight {
-    fn partial_cmp(&self, other: &InFlight) -> Option<Ordering> {
+impl<T> PartialOrd for Due<T> {
+    fn partial_cmp(&self, other: &Due<T>) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl PartialEq for InFlight {
-    fn eq(&self, other: &InFlight) -> bool {
+impl<T> PartialEq for Due<T> {
+    fn eq(&self, other: &Due<T>) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
 
-impl Eq for InFlight {}
+impl<T> Eq for Due<T> {}
 
 /// FNV-1a, 64 bits: tiny, and the same in every build, unlike std's
 /// randomly keyed hasher.
@@ -746,10 +1291,7 @@ mod tests {
     fn latency_holds_frames_until_due() {
         let segment = Segment::new(0);
         let latency = Duration::from_millis(5);
-        let config = PortConfig {
-            latency,
-            ..PortConfig::default()
-        };
+        let config = PortConfig::new().latency(latency);
         let mut a = segment.attach(config);
         let mut b = segment.attach(config);
         send(&mut a, Instant::ZERO, b.mac().0, b"slow");
@@ -777,14 +1319,11 @@ mod tests {
     #[test]
     fn delayed_frames_are_overtaken() {
         let segment = Segment::new(5);
-        let mut a = segment.attach(PortConfig {
-            tx: Faults {
-                delay: 0.5,
-                max_delay: Duration::from_millis(50),
-                ..Faults::default()
-            },
-            ..PortConfig::default()
-        });
+        let mut a = segment.attach(PortConfig::new().tx_link(Link::new().faults(Faults {
+            delay: 0.5,
+            max_delay: Duration::from_millis(50),
+            ..Faults::default()
+        })));
         let mut b = segment.attach(PortConfig::default());
         for n in 0..50u8 {
             send(&mut a, Instant::ZERO, b.mac().0, &[n]);
@@ -800,14 +1339,8 @@ mod tests {
     #[test]
     fn frames_over_the_receivers_mtu_are_dropped() {
         let segment = Segment::new(0);
-        let mut big = segment.attach(PortConfig {
-            mtu: 9000,
-            ..PortConfig::default()
-        });
-        let mut small = segment.attach(PortConfig {
-            mtu: 576,
-            ..PortConfig::default()
-        });
+        let mut big = segment.attach(PortConfig::new().mtu(9000));
+        let mut small = segment.attach(PortConfig::new().mtu(576));
         send(&mut big, Instant::ZERO, small.mac().0, &[0; 576]);
         send(&mut big, Instant::ZERO, small.mac().0, &[0; 577]);
         assert_eq!(

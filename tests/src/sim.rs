@@ -5,12 +5,12 @@ use core::cmp::Reverse;
 use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Index, IndexMut};
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::IpCidr;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, earliest};
 use crate::host::Host;
 use crate::segment::{Port, PortConfig, Segment};
 
@@ -141,6 +141,9 @@ enum Round {
     Idle,
 }
 
+/// Something to do at an instant, given with [`Sim::schedule`].
+type Action = Box<dyn FnOnce(&mut Sim)>;
+
 trait Registered: Party + Any {}
 
 impl<P: Party + Any> Registered for P {}
@@ -175,9 +178,13 @@ impl<P: Party + Any> Registered for P {}
 pub struct Sim {
     clock: Clock,
     segment: Segment,
-    parties: Vec<Box<dyn Registered>>,
+    /// Every party added, `None` while it is crashed.
+    parties: Vec<Option<Box<dyn Registered>>>,
     /// Instants asked for with `wake_at`, earliest on top.
     wake_ups: BinaryHeap<Reverse<Instant>>,
+    /// Actions given with `schedule`, in the order they are due.
+    actions: BTreeMap<(Instant, u64), Action>,
+    next_action: u64,
     /// Consecutive rounds at the current instant in which nothing moved.
     still_rounds: u32,
 }
@@ -186,11 +193,18 @@ impl Sim {
     /// A simulation at time zero with an empty segment whose faults derive
     /// from `seed`.
     pub fn new(seed: u64) -> Sim {
+        Sim::on(Segment::new(seed))
+    }
+
+    /// A simulation at time zero on `segment`.
+    pub(crate) fn on(segment: Segment) -> Sim {
         Sim {
             clock: Clock::new(),
-            segment: Segment::new(seed),
+            segment,
             parties: Vec::new(),
             wake_ups: BinaryHeap::new(),
+            actions: BTreeMap::new(),
+            next_action: 0,
             still_rounds: 0,
         }
     }
@@ -219,7 +233,7 @@ impl Sim {
 
     /// Adds a party; from now on every round polls it.
     pub fn add<P: Party + 'static>(&mut self, party: P) -> PartyId<P> {
-        self.parties.push(Box::new(party));
+        self.parties.push(Some(Box::new(party)));
         PartyId {
             index: self.parties.len() - 1,
             party: PhantomData,
@@ -235,6 +249,84 @@ impl Sim {
     pub fn add_host(&mut self, config: PortConfig, addresses: &[IpCidr]) -> PartyId<Host> {
         let host = Host::new(self.attach(config), addresses, self.now());
         self.add(host)
+    }
+
+    /// Crashes a party: drops it with all its state, as a board that loses
+    /// power. Its [`Port`] is dropped with it, so frames to it are lost
+    /// until [`restart`](Sim::restart). Indexing the simulation with `id`
+    /// panics meanwhile.
+    ///
+    /// ```
+    /// use reversal_sim::{PortConfig, Sim};
+    /// use smoltcp::time::Duration;
+    /// use smoltcp::wire::{IpAddress, IpCidr};
+    ///
+    /// let mut sim = Sim::new(1);
+    /// let address = [IpCidr::new(IpAddress::v4(10, 0, 0, 1), 24)];
+    /// let board = sim.add_host(PortConfig::default(), &address);
+    /// let port = sim[board].port().id();
+    /// sim.crash(board);
+    /// assert!(!sim.is_running(board));
+    /// sim.run_for(Duration::from_secs(5)).unwrap();
+    ///
+    /// // It boots again on the same port, with the same MAC and address.
+    /// let host = reversal_sim::Host::new(sim.segment().reattach(port, None), &address, sim.now());
+    /// sim.restart(board, host);
+    /// assert!(sim.is_running(board));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `id` comes from another simulation.
+    pub fn crash<P: Party + 'static>(&mut self, id: PartyId<P>) {
+        self.parties[id.index] = None;
+    }
+
+    /// Puts `party`, freshly built, in the place of the crashed party `id`:
+    /// from now on every round polls it. Build it on the old port with
+    /// [`Segment::reattach`] to keep its cable, or on a new one.
+    ///
+    /// See [`crash`](Sim::crash).
+    ///
+    /// # Panics
+    ///
+    /// If `id` comes from another simulation.
+    pub fn restart<P: Party + 'static>(&mut self, id: PartyId<P>, party: P) {
+        self.parties[id.index] = Some(Box::new(party));
+    }
+
+    /// Whether a party is running (not crashed).
+    ///
+    /// # Panics
+    ///
+    /// If `id` comes from another simulation.
+    pub fn is_running<P>(&self, id: PartyId<P>) -> bool {
+        self.parties[id.index].is_some()
+    }
+
+    /// Runs `action` when the clock reaches `at` (at once if it is not
+    /// ahead), before the parties are polled at that instant: link flaps,
+    /// partitions, crashes and restarts on a schedule.
+    ///
+    /// ```
+    /// use reversal_sim::{PortConfig, Sim};
+    /// use smoltcp::time::{Duration, Instant};
+    ///
+    /// let mut sim = Sim::new(1);
+    /// let port = sim.attach(PortConfig::default());
+    /// let id = port.id();
+    /// // The cable is out from 2 s to 5 s.
+    /// sim.schedule(Instant::from_secs(2), move |sim| sim.segment().link_down(id));
+    /// sim.schedule(Instant::from_secs(5), move |sim| sim.segment().link_up(id));
+    /// sim.run_for(Duration::from_secs(3)).unwrap();
+    /// assert!(!sim.segment().is_link_up(id, reversal_sim::Direction::Tx));
+    /// sim.run_for(Duration::from_secs(3)).unwrap();
+    /// assert!(sim.segment().is_link_up(id, reversal_sim::Direction::Tx));
+    /// ```
+    pub fn schedule(&mut self, at: Instant, action: impl FnOnce(&mut Sim) + 'static) {
+        self.actions
+            .insert((at, self.next_action), Box::new(action));
+        self.next_action += 1;
     }
 
     /// Makes the clock stop at `at` (if it is still ahead), so that
@@ -302,7 +394,7 @@ impl Sim {
             match self.round(end)? {
                 Round::Continue => {}
                 Round::QuietUntilEnd | Round::Idle => {
-                    self.clock.advance_to(end);
+                    self.set_clock(end);
                     return Ok(());
                 }
             }
@@ -313,9 +405,17 @@ impl Sim {
     /// to the next thing due, if that is no later than `end`.
     fn round(&mut self, end: Instant) -> Result<Round, RunError> {
         let now = self.now();
+        self.segment.advance_to(now);
         let moved_before = self.frames_moved();
-        let mut next = None;
-        for party in &mut self.parties {
+        while let Some(entry) = self.actions.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let action = entry.remove();
+            action(self);
+        }
+        let mut next = self.actions.first_key_value().map(|(&(at, _), _)| at);
+        for party in self.parties.iter_mut().flatten() {
             next = earliest(next, party.poll(now));
         }
         next = earliest(next, self.segment.next_delivery());
@@ -342,23 +442,22 @@ impl Sim {
         }
         self.still_rounds = 0;
         if next > end {
-            self.clock.advance_to(end);
+            self.set_clock(end);
             return Ok(Round::QuietUntilEnd);
         }
-        self.clock.advance_to(next);
+        self.set_clock(next);
         Ok(Round::Continue)
+    }
+
+    /// Moves the clock, and the segment's time with it.
+    fn set_clock(&mut self, at: Instant) {
+        self.clock.advance_to(at);
+        self.segment.advance_to(self.clock.now());
     }
 
     fn frames_moved(&self) -> u64 {
         let stats = self.segment.stats();
         stats.transmitted + stats.delivered
-    }
-}
-
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 
@@ -378,9 +477,11 @@ impl<P: Party + 'static> Index<PartyId<P>> for Sim {
     /// # Panics
     ///
     /// If `id` comes from another simulation and names no party of this
-    /// type here.
+    /// type here, or names a crashed party.
     fn index(&self, id: PartyId<P>) -> &P {
-        let party: &dyn Any = &*self.parties[id.index];
+        let party: &dyn Any = &**self.parties[id.index]
+            .as_ref()
+            .expect("the party has crashed and not restarted");
         party
             .downcast_ref()
             .expect("PartyId used with a Sim that did not issue it")
@@ -389,7 +490,9 @@ impl<P: Party + 'static> Index<PartyId<P>> for Sim {
 
 impl<P: Party + 'static> IndexMut<PartyId<P>> for Sim {
     fn index_mut(&mut self, id: PartyId<P>) -> &mut P {
-        let party: &mut dyn Any = &mut *self.parties[id.index];
+        let party: &mut dyn Any = &mut **self.parties[id.index]
+            .as_mut()
+            .expect("the party has crashed and not restarted");
         party
             .downcast_mut()
             .expect("PartyId used with a Sim that did not issue it")

@@ -8,8 +8,8 @@ use std::time::Instant as WallClock;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use reversal_sim::{
-    Clock, Direction, Faults, Host, Party, PartyId, Port, PortConfig, RunError, Segment, Sim,
-    Stats, seed_sweep,
+    Clock, Direction, Faults, Host, Link, Party, PartyId, Port, PortConfig, RunError, Segment, Sim,
+    Stats, Sweep, case_sweep, seed_sweep,
 };
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
@@ -161,18 +161,10 @@ fn echo_over_rough_links(seed: u64, clients: u8, len: usize) -> EchoRun {
         .segment()
         .capture_on_failure(&format!("echo-{clients}x{len}"));
     let latency = Duration::from_millis(1);
-    let server_port = sim.attach(PortConfig {
-        latency,
-        ..PortConfig::default()
-    });
+    let server_port = sim.attach(PortConfig::new().latency(latency));
     let server = EchoServer::new(server_port, sim.now(), clients.into());
     sim.add(server);
-    let rough = PortConfig {
-        latency,
-        tx: Faults::rough(),
-        rx: Faults::rough(),
-        ..PortConfig::default()
-    };
+    let rough = PortConfig::new().latency(latency).faults(Faults::rough());
     let ids: Vec<PartyId<EchoClient>> = (0..clients)
         .map(|n| {
             let host = Host::new(sim.attach(rough), &[cidr(n + 2)], sim.now());
@@ -200,16 +192,40 @@ fn tcp_echo_of_200_kb_survives_rough_links() {
     seed_sweep!(4, |seed| {
         let started = WallClock::now();
         let run = echo_over_rough_links(seed, 1, 200 * 1024);
-        // The faults really happened, or this test proves nothing.
+        // The faults really happened, or this test proves nothing. Only
+        // drops and delays are all but certain in one run (about 30 and 60
+        // are expected); duplicates and corruption (about 6 each) are absent
+        // in a few seeds out of a thousand: see seed 295 below.
         let stats = run.stats;
-        assert!(stats.dropped > 0 && stats.duplicated > 0, "{stats:?}");
-        assert!(stats.delayed > 0 && stats.corrupted > 0, "{stats:?}");
+        assert!(stats.dropped > 0 && stats.delayed > 0, "{stats:?}");
         eprintln!(
             "seed {seed}: {} virtual, {:?} real, {stats:?}",
             run.elapsed,
             started.elapsed()
         );
     });
+}
+
+/// `SIM_SEEDS=2000` used to fail `tcp_echo_of_200_kb_survives_rough_links`
+/// at seed 295. The echo was exact: the sweep's own check that every kind
+/// of fault happened failed, because no frame was corrupted (of about 1150
+/// draws at 1 %, which happens to about one seed in 330; seed 384 likewise
+/// had no duplicate). Stack and harness were right; the check was too
+/// strict, and now asks only for drops and delays.
+#[test]
+fn seed_295_an_echo_in_which_no_frame_is_corrupted_passes() {
+    init_log();
+    let run = echo_over_rough_links(295, 1, 200 * 1024);
+    let stats = run.stats;
+    assert_eq!(
+        stats.corrupted, 0,
+        "seed 295 no longer avoids corruption: {stats:?}"
+    );
+    assert!(stats.dropped > 0 && stats.duplicated > 0 && stats.delayed > 0);
+    assert_eq!(
+        (stats.transmitted, run.elapsed),
+        (587, Duration::from_micros(5_162_113))
+    );
 }
 
 #[test]
@@ -303,13 +319,10 @@ fn udp_datagrams_are_answered() {
 fn frame_size_limit_drops_only_big_frames() {
     init_log();
     let mut sim = Sim::new(2);
-    let limited = PortConfig {
-        tx: Faults {
-            max_frame_len: Some(600),
-            ..Faults::default()
-        },
-        ..PortConfig::default()
-    };
+    let limited = PortConfig::new().tx_link(Link::new().faults(Faults {
+        max_frame_len: Some(600),
+        ..Faults::default()
+    }));
     let (client, socket) = udp_pair(&mut sim, limited);
     let server = (SERVER_IP, ECHO_PORT);
     // 14 + 20 + 8 + 558 = 600 bytes: fits exactly.
@@ -605,4 +618,85 @@ fn failing_seed_prints_a_rerun_command_that_runs_only_it() {
     let other_seed = run_sweep_child(&[("SWEEP_CHILD_FAIL_AT", "3"), ("SIM_SEED", "1")]);
     assert!(other_seed.succeeded, "{}", other_seed.stderr);
     assert_eq!(other_seed.seeds, [1]);
+}
+
+/// Run only by the shrinking test below, in a child process: `lines`
+/// datagrams to a reverser over a client link that drops a fifth of the
+/// frames each way; fails when any answer is missing, but only from three
+/// lines on, so the smallest failing case has three lines and one fault.
+#[test]
+#[ignore = "run by the shrinking test below in a child process"]
+fn shrink_child() {
+    case_sweep!(Sweep::new(3).knob("lines", 1..=12), |case| {
+        let mut sim = case.sim();
+        let lossy = Faults {
+            drop: 0.2,
+            ..Faults::default()
+        };
+        let (client, socket) = udp_pair(&mut sim, PortConfig::new().faults(lossy));
+        let lines = case.knob("lines");
+        for n in 0..lines {
+            sim[client]
+                .udp(socket)
+                .send_slice(format!("line {n}").as_bytes(), (SERVER_IP, ECHO_PORT))
+                .unwrap();
+        }
+        sim.run_for(Duration::from_secs(5)).unwrap();
+        let mut answers = 0;
+        while sim[client].udp(socket).recv().is_ok() {
+            answers += 1;
+        }
+        assert!(
+            lines < 3 || answers == lines,
+            "{answers} of {lines} answered"
+        );
+    });
+}
+
+/// Runs `shrink_child` with `vars`; returns whether it passed and its
+/// standard error.
+fn run_shrink_child(vars: &[(&str, &str)]) -> (bool, String) {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["shrink_child", "--exact", "--ignored", "--nocapture"])
+        .env_remove("SIM_SEED")
+        .env_remove("SIM_SEEDS")
+        .env_remove("SIM_CASE")
+        .env_remove("SIM_FAULTS");
+    command.envs(vars.iter().copied());
+    let output = command.output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn a_failing_case_is_shrunk_to_fewer_lines_and_faults_with_a_command_that_replays_it() {
+    let (passed, stderr) = run_shrink_child(&[]);
+    assert!(!passed);
+    let shrunk = stderr
+        .lines()
+        .find(|line| line.starts_with("shrunk to "))
+        .unwrap_or_else(|| panic!("no shrinking in:\n{stderr}"));
+    assert!(shrunk.contains("lines=3 with 1 of "), "{shrunk}");
+    let command = shrunk.split_once("; rerun with ").unwrap().1;
+    assert!(
+        command.contains(" --test harness shrink_child"),
+        "{command}"
+    );
+    // Replay it as printed: the environment before `cargo`.
+    let env: Vec<(&str, &str)> = command
+        .split(' ')
+        .take_while(|word| *word != "cargo")
+        .map(|word| word.split_once('=').unwrap())
+        .collect();
+    assert_eq!(env[1], ("SIM_CASE", "lines=3"), "{command}");
+    let (passed, stderr) = run_shrink_child(&env);
+    assert!(!passed, "the shrunk case fails again");
+    assert!(!stderr.contains("shrunk to"), "a replay does not shrink");
+    // Without its one fault, the same case passes.
+    let mut faultless = env.clone();
+    faultless[2] = ("SIM_FAULTS", "none");
+    assert!(run_shrink_child(&faultless).0, "the fault made it fail");
 }

@@ -6,7 +6,8 @@
 //! `cargo test --workspace --release`; about 0.2 s on one core) and 50 in
 //! debug builds, which are about fifteen times slower. `SIM_SEEDS=n` sets
 //! the count, `SIM_SEED=n` replays one seed; a failing seed prints that
-//! command and leaves a pcap in `target/sim-failures/`.
+//! command, is shrunk to fewer hosts, conversations, lines and faults, and
+//! leaves a pcap of the smallest failing case in `target/sim-failures/`.
 
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -14,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use reversal_core::reverse::reverse;
 use reversal_core::{Capacity, Counters, HeapResources, Mode, ServerConfig};
 use reversal_sim::reversal::{ClientParty, ConversationId, Script, ServerParty};
-use reversal_sim::{Faults, Host, PartyId, PortConfig, Sim, Stats, seed_sweep};
+use reversal_sim::{Faults, Host, PartyId, PortConfig, Sim, Stats, Sweep, case_sweep};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpAddress, IpCidr};
 
@@ -239,10 +240,10 @@ struct Outcome {
 /// Every conversation of `shape` at once, one per server session, over
 /// client links that are rough both ways; checks every reply and the
 /// server's counters. A failure leaves a pcap in `target/sim-failures/`.
-fn rough_conversations(seed: u64, shape: Shape) -> Outcome {
+fn rough_conversations(mut sim: Sim, shape: Shape, sessions: usize) -> Outcome {
     init_log();
-    let sessions = shape.conversations();
-    let mut sim = Sim::new(seed);
+    assert!(shape.conversations() <= sessions);
+    let seed = sim.seed();
     let _pcap = sim.segment().capture_on_failure(&format!(
         "rough-{}x{}x{}",
         shape.hosts, shape.conversations_per_host, shape.lines
@@ -259,12 +260,9 @@ fn rough_conversations(seed: u64, shape: Shape) -> Outcome {
     .unwrap();
     let server = sim.add(server);
 
-    let link = PortConfig {
-        latency: Duration::from_millis(1),
-        tx: Faults::rough(),
-        rx: Faults::rough(),
-        ..PortConfig::default()
-    };
+    let link = PortConfig::new()
+        .latency(Duration::from_millis(1))
+        .faults(Faults::rough());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut talks: Vec<(PartyId<ClientParty>, ConversationId, Vec<Vec<u8>>)> = Vec::new();
     let mut lines = 0;
@@ -338,7 +336,7 @@ fn sixty_four_sessions_over_rough_links_get_every_reply_exactly() {
         conversations_per_host: 8,
         lines: 100,
     };
-    let outcome = rough_conversations(1, shape);
+    let outcome = rough_conversations(Sim::new(1), shape, 64);
     let stats = outcome.stats;
     // The faults really happened, or this proves nothing.
     assert!(
@@ -362,15 +360,29 @@ const SMALL: Shape = Shape {
 
 #[test]
 fn the_same_seed_gives_the_same_packet_trace() {
-    let first = rough_conversations(7, SMALL);
-    let second = rough_conversations(7, SMALL);
+    let first = rough_conversations(Sim::new(7), SMALL, 8);
+    let second = rough_conversations(Sim::new(7), SMALL, 8);
     assert_eq!(first, second);
 }
 
+/// A failing seed is shrunk to fewer hosts, conversations, lines and
+/// faults, and the command that replays the smallest case is printed.
 #[test]
 fn lossy_conversations_over_many_seeds() {
     let seeds = if cfg!(debug_assertions) { 50 } else { 200 };
-    seed_sweep!(seeds, |seed| {
-        rough_conversations(seed, SMALL);
+    let sweep = Sweep::new(seeds)
+        .knob("hosts", 1..=u64::from(SMALL.hosts))
+        .knob(
+            "conversations_per_host",
+            1..=u64::from(SMALL.conversations_per_host),
+        )
+        .knob("lines", 1..=SMALL.lines as u64);
+    case_sweep!(sweep, |case| {
+        let shape = Shape {
+            hosts: case.knob("hosts") as u8,
+            conversations_per_host: case.knob("conversations_per_host") as u16,
+            lines: case.knob("lines") as usize,
+        };
+        rough_conversations(case.sim(), shape, 8);
     });
 }

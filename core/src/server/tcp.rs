@@ -16,6 +16,10 @@ use super::socket::{NO_PEER, finish_connection, relisten, tcp_socket};
 use crate::fmt::net_info;
 use crate::session::{self, Finish, Session};
 
+/// Keep-alive interval of a session while replies are unacknowledged; see
+/// [`probe_while_unacknowledged`].
+const STALL_PROBE: Duration = Duration::from_secs(1);
+
 /// Why a session ended, for the close log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -199,6 +203,7 @@ impl Slot<'_> {
                         return true;
                     }
                     let moved = self.move_bytes(socket, cx);
+                    probe_while_unacknowledged(socket);
                     let Some(finish) = self.session.finished() else {
                         return changed || moved;
                     };
@@ -223,6 +228,7 @@ impl Slot<'_> {
                         self.end(index, socket, cx, reason);
                         return true;
                     }
+                    probe_while_unacknowledged(socket);
                     let queued = socket.send_queue();
                     let acknowledged = queued < self.queued;
                     if acknowledged {
@@ -345,6 +351,22 @@ fn closing_limit(config: &ServerConfig, reason: CloseReason, fin_sent: bool) -> 
         Some(config.close_timeout)
     } else {
         config.session.idle_timeout
+    }
+}
+
+/// Keeps keep-alive probes on while replies wait for acknowledgement.
+///
+/// smoltcp 0.14's fast retransmit sends a whole segment even past a peer
+/// window smaller than one, counts the part the peer cut off as sent, and
+/// leaves no retransmission timer running for it: against a client with a
+/// 1 KiB window the last replies could wait for the idle timeout. A
+/// keep-alive probe draws a duplicate ACK; the third one makes smoltcp
+/// retransmit from the first unacknowledged byte. Off again once every
+/// reply is acknowledged, so idle sessions send nothing.
+fn probe_while_unacknowledged(socket: &mut tcp::Socket<'_>) {
+    let wanted = (socket.send_queue() > 0).then_some(STALL_PROBE);
+    if socket.keep_alive() != wanted {
+        socket.set_keep_alive(wanted);
     }
 }
 
