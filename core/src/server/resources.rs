@@ -28,9 +28,9 @@
 //! change only. Measured side by side with the const-generic design
 //! (BENCHMARKS.md, "Memory sized at run time"): host-tap starts in 3.4 MB
 //! instead of 6.0 MB resident (4.2 instead of 46 MB with 1,024 sessions),
-//! with the same request/response throughput within the noise; the board
-//! keeps its `static` in `.bss`, with 80 bytes less flash and 112 bytes
-//! less RAM (static plus stack).
+//! with the same request/response throughput within the noise; the boards
+//! keep their `static` in `.bss`, with 84 to 512 bytes less flash and 40
+//! to 200 bytes less RAM in use (static plus stack).
 
 use core::fmt;
 use core::mem::size_of;
