@@ -59,8 +59,9 @@ fn session_per_line(c: &mut Criterion) {
         let lines = stream.len() / (line_len + 1);
         let mut out = vec![0u8; stream.len()];
         group.throughput(Throughput::Elements(lines as u64));
+        let mut line = [0u8; 1024];
         group.bench_function(name, |b| {
-            let mut session = Session::<1024>::with_config(SessionConfig::new(1024)).unwrap();
+            let mut session = Session::with_config(SessionConfig::new(1024), &mut line).unwrap();
             b.iter(|| {
                 let p = session.receive(Instant::ZERO, black_box(&stream), &mut out);
                 assert_eq!(p.consumed, stream.len());

@@ -1,38 +1,51 @@
-//! Prints the RAM a server needs for a few capacities, from `size_of` of the
-//! real types (session state, line buffer, socket buffers, smoltcp sockets).
+//! Prints the RAM a server needs for a few capacities: the memory
+//! `HeapResources` allocates for a `Capacity` chosen at run time, and the
+//! size of the matching `StaticResources` a board keeps in `.bss`.
 //!
-//! Run: `cargo run -p reversal-core --example footprint`
+//! Run: `cargo run -p reversal-core --features alloc --example footprint`
 
 use std::mem::size_of;
 
-use reversal_core::{ServerResources, Session};
+use reversal_core::{Capacity, HeapResources, StaticResources};
 use smoltcp::iface::SocketStorage;
 
-fn row<
-    const SESSIONS: usize,
-    const SOCKETS: usize,
-    const RX: usize,
-    const TX: usize,
-    const LINE: usize,
->(
-    name: &str,
-) {
-    let total = size_of::<ServerResources<'static, SESSIONS, SOCKETS, RX, TX, LINE>>();
-    let per_session = size_of::<Session<LINE>>() + RX + TX + size_of::<SocketStorage<'static>>();
+/// One table row: `capacity` on the heap, and as the static `S` (same sizes).
+fn row<S>(name: &str, capacity: Capacity) {
+    let heap = HeapResources::new(capacity);
+    assert_eq!(heap.capacity(), capacity);
+    let per_session = capacity.rx_buffer
+        + capacity.tx_buffer
+        + capacity.line_buffer
+        + size_of::<SocketStorage<'static>>();
     println!(
-        "| {name} | {SESSIONS} | {RX}/{TX} | {LINE} | {} | {per_session} | {total} |",
-        size_of::<Session<LINE>>()
+        "| {name} | {} | {} | {}/{} | {} | {per_session} | {} | {} |",
+        capacity.sessions,
+        capacity.spare_sockets,
+        capacity.rx_buffer,
+        capacity.tx_buffer,
+        capacity.line_buffer,
+        capacity.memory(),
+        size_of::<S>()
     );
 }
 
 fn main() {
     println!(
-        "| configuration | sessions | rx/tx buffer | line buffer | session state (incl. line) | per session (state + rx + tx + socket) | whole ServerResources |"
+        "| configuration | sessions | busy sockets | rx/tx buffer | line buffer | per session (buffers + socket) | HeapResources | StaticResources |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    row::<3, 5, 1024, 1024, 512>("board (lm3s6965evb)");
-    row::<8, 10, 2048, 2048, 1024>("small host");
-    row::<64, 66, 4096, 4096, 1024>("64 sessions");
+    println!("|---|---|---|---|---|---|---|---|");
+    row::<StaticResources<'static, 3, 5, 1024, 1024, 512>>(
+        "board (lm3s6965evb)",
+        Capacity::new(3, 1024, 512).with_spare_sockets(1),
+    );
+    row::<StaticResources<'static, 8, 10, 2048, 2048, 1024>>(
+        "small host",
+        Capacity::new(8, 2048, 1024).with_spare_sockets(1),
+    );
+    row::<StaticResources<'static, 64, 69, 16384, 16384, 1024>>(
+        "host-tap default (64 sessions, --max-line 1024)",
+        Capacity::new(64, 16 * 1024, 1024),
+    );
     println!();
     println!(
         "smoltcp SocketStorage (one TCP socket's state): {} bytes",

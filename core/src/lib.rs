@@ -6,18 +6,32 @@
 //! for too-long and invalid input, busy and idle-timeout, backpressure that
 //! never loses a reply, and no growth under any input.
 //!
-//! Layers, from the bottom:
+//! Layers, from the bottom; the first four know nothing of sockets:
 //! - [`reverse`]: reversal of one message into a caller's buffer;
 //! - [`reply`]: the `ERR` replies;
 //! - [`session`]: one conversation as a pure state machine driven by `now`;
 //! - [`datagram`]: one UDP message and the no-amplification rule;
-//! - [`server`]: the thin smoltcp glue, all memory handed in by the caller;
+//! - `ingress` (crate-private): every incoming frame at the device level,
+//!   before smoltcp takes it in; it keeps repeated SYNs of connections a
+//!   socket already holds away from the listeners;
+//! - [`server`]: the sessions on smoltcp sockets, one file per job: session
+//!   slots and their phases, busy sockets, UDP, the poll loop, and the
+//!   memory the caller lends, sized at run time ([`StaticResources`] in a
+//!   board's `static`, `HeapResources` on a host);
 //! - [`client`]: a non-blocking (`nb`) line client for tests and boards.
+//!
+//! Features: `graphemes` (default; the Unicode tables), `ipv6` (default),
+//! `log` or `defmt` for logging, and `alloc` for `HeapResources`; without
+//! `alloc` the core never allocates.
 #![cfg_attr(not(test), no_std)]
 // Lint policy: `[workspace.lints]` in the top-level Cargo.toml (no `unsafe`,
 // every public item documented, curated clippy lints).
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 pub(crate) mod fmt;
+mod ingress;
 
 pub mod client;
 pub mod datagram;
@@ -25,10 +39,11 @@ pub mod reply;
 pub mod reverse;
 pub mod server;
 pub mod session;
-mod syn_guard;
 
 pub use reply::ErrorCode;
 pub use reverse::Mode;
 
-pub use server::{Counters, Server, ServerConfig, ServerResources};
+#[cfg(feature = "alloc")]
+pub use server::HeapResources;
+pub use server::{Capacity, Counters, Server, ServerConfig, ServerResources, StaticResources};
 pub use session::{Progress, Session, SessionConfig, SessionStats};

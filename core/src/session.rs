@@ -7,7 +7,6 @@
 
 use core::fmt;
 
-use heapless::Vec;
 use smoltcp::time::{Duration, Instant};
 
 use crate::reply::{ErrorReply, MAX_ERROR_REPLY};
@@ -15,19 +14,21 @@ use crate::reverse::{Mode, ReverseError, reverse, validate_utf8};
 
 /// Behaviour of a session, shared by every session of a server.
 ///
+/// It can grow: build it with [`new`](Self::new) and the `with_*`
+/// methods (all `const`), or assign its fields.
+///
 /// ```
 /// use reversal_core::{Mode, SessionConfig};
 /// use smoltcp::time::Duration;
 ///
-/// let config = SessionConfig {
-///     mode: Mode::Chars,
-///     idle_flush: Some(Duration::from_millis(50)),
-///     ..SessionConfig::new(512)
-/// };
+/// let config = SessionConfig::new(512)
+///     .with_mode(Mode::Chars)
+///     .with_idle_flush(Some(Duration::from_millis(50)));
 /// assert_eq!(config.max_line, 512);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub struct SessionConfig {
     /// What a reversal keeps whole.
     pub mode: Mode,
@@ -56,6 +57,45 @@ impl SessionConfig {
             max_line,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             idle_flush: None,
+        }
+    }
+
+    /// With reversals by `mode`.
+    ///
+    /// ```
+    /// use reversal_core::{Mode, SessionConfig};
+    /// assert_eq!(SessionConfig::new(80).with_mode(Mode::Bytes).mode, Mode::Bytes);
+    /// ```
+    #[must_use]
+    pub const fn with_mode(self, mode: Mode) -> Self {
+        SessionConfig { mode, ..self }
+    }
+
+    /// With an idle timeout of `timeout` (`None`: never).
+    ///
+    /// ```
+    /// assert_eq!(reversal_core::SessionConfig::new(80).with_idle_timeout(None).idle_timeout, None);
+    /// ```
+    #[must_use]
+    pub const fn with_idle_timeout(self, timeout: Option<Duration>) -> Self {
+        SessionConfig {
+            idle_timeout: timeout,
+            ..self
+        }
+    }
+
+    /// With an idle flush after `flush` (`None`: never).
+    ///
+    /// ```
+    /// use smoltcp::time::Duration;
+    /// let flush = Some(Duration::from_millis(50));
+    /// assert_eq!(reversal_core::SessionConfig::new(80).with_idle_flush(flush).idle_flush, flush);
+    /// ```
+    #[must_use]
+    pub const fn with_idle_flush(self, flush: Option<Duration>) -> Self {
+        SessionConfig {
+            idle_flush: flush,
+            ..self
         }
     }
 
@@ -185,7 +225,8 @@ impl SessionStats {
 /// use reversal_core::session::{Session, Finish};
 /// use smoltcp::time::Instant;
 ///
-/// let mut session = Session::<16>::new();
+/// let mut line = [0u8; 16];
+/// let mut session = Session::new(&mut line);
 /// let mut out = [0u8; 64];
 /// session.end_of_input(Instant::ZERO, &mut out);
 /// assert_eq!(session.finished(), Some(Finish::EndOfInput));
@@ -199,10 +240,8 @@ pub enum Finish {
     IdleTimeout,
 }
 
-// repr(u8): `Open` is tag 0, so a session in a `static` needs no `.data`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[repr(u8)]
 enum State {
     Open,
     Finished(Finish),
@@ -211,24 +250,78 @@ enum State {
 /// The line was longer than `max_line`.
 struct TooLong;
 
+/// The bytes of the line being read, in a buffer the caller lends.
+///
+/// `heapless::Vec` needs its capacity at compile time; the sessions of a
+/// server get theirs at run time, and need no more than a slice and a length.
+#[derive(Debug, Default)]
+struct LineBuffer<'a> {
+    bytes: &'a mut [u8],
+    len: usize,
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for LineBuffer<'_> {
+    fn format(&self, f: defmt::Formatter) {
+        defmt::write!(f, "{=usize} of {=usize} bytes", self.len, self.bytes.len())
+    }
+}
+
+impl<'a> LineBuffer<'a> {
+    const fn new(bytes: &'a mut [u8]) -> Self {
+        LineBuffer { bytes, len: 0 }
+    }
+
+    const fn capacity(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    const fn len(&self) -> usize {
+        self.len
+    }
+
+    const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    const fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Appends `bytes`, or nothing if they do not fit.
+    fn extend_from_slice(&mut self, bytes: &[u8]) -> Result<(), TooLong> {
+        let end = self.len + bytes.len();
+        let free = self.bytes.get_mut(self.len..end).ok_or(TooLong)?;
+        free.copy_from_slice(bytes);
+        self.len = end;
+        Ok(())
+    }
+}
+
 /// One conversation: framing, reversal, errors and timers.
 ///
-/// `LINE` is the line buffer capacity in bytes, the largest usable `max_line`.
+/// The session keeps the line it is reading in a buffer the caller lends;
+/// the buffer's length is the largest usable `max_line`.
 ///
 /// ```
 /// use reversal_core::{Session, SessionConfig};
 /// use smoltcp::time::Instant;
 ///
-/// let mut session = Session::<64>::with_config(SessionConfig::new(64)).unwrap();
+/// let mut line = [0u8; 64];
+/// let mut session = Session::with_config(SessionConfig::new(64), &mut line).unwrap();
 /// let mut out = [0u8; 128];
 /// let p = session.receive(Instant::ZERO, "hello\r\n각하\n".as_bytes(), &mut out);
 /// assert_eq!(&out[..p.produced], "olleh\r\n하각\n".as_bytes());
 /// ```
 #[derive(Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Session<const LINE: usize> {
+pub struct Session<'a> {
     config: SessionConfig,
-    line: Vec<u8, LINE>,
+    line: LineBuffer<'a>,
     /// A CR was the last byte seen: it is content unless an LF follows.
     pending_cr: bool,
     /// Dropping the rest of a too-long line, through its LF.
@@ -243,38 +336,20 @@ pub struct Session<const LINE: usize> {
     stats: SessionStats,
 }
 
-impl<const LINE: usize> Default for Session<LINE> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const LINE: usize> Session<LINE> {
-    /// A session with the default configuration for `LINE` (`max_line = LINE`),
-    /// usable in a `static`.
+impl<'a> Session<'a> {
+    /// A session with the default configuration for its line buffer:
+    /// `max_line` is the buffer's length.
     ///
     /// ```
-    /// static SESSION: reversal_core::Session<512> = reversal_core::Session::new();
-    /// assert_eq!(SESSION.config().max_line, 512);
+    /// let mut line = [0u8; 512];
+    /// let session = reversal_core::Session::new(&mut line);
+    /// assert_eq!(session.config().max_line, 512);
     /// ```
-    pub const fn new() -> Self {
-        let mut session = Self::unconfigured();
-        session.config = SessionConfig::new(LINE);
-        session
-    }
-
-    /// A session whose bytes are all zero (`max_line` 0, no timers), so a
-    /// `static` holding many of them lands in `.bss`, not in flash. It must
-    /// be given a configuration before use.
-    pub(crate) const fn unconfigured() -> Self {
+    pub const fn new(line_buffer: &'a mut [u8]) -> Self {
+        let max_line = line_buffer.len();
         Session {
-            config: SessionConfig {
-                mode: Mode::DEFAULT,
-                max_line: 0,
-                idle_timeout: None,
-                idle_flush: None,
-            },
-            line: Vec::new(),
+            config: SessionConfig::new(max_line),
+            line: LineBuffer::new(line_buffer),
             pending_cr: false,
             discarding: false,
             last_crlf: false,
@@ -297,10 +372,14 @@ impl<const LINE: usize> Session<LINE> {
     ///
     /// ```
     /// use reversal_core::{Session, SessionConfig};
-    /// assert!(Session::<16>::with_config(SessionConfig::new(17)).is_err());
+    /// let mut line = [0u8; 16];
+    /// assert!(Session::with_config(SessionConfig::new(17), &mut line).is_err());
     /// ```
-    pub fn with_config(config: SessionConfig) -> Result<Self, ConfigError> {
-        let mut session = Self::new();
+    pub fn with_config(
+        config: SessionConfig,
+        line_buffer: &'a mut [u8],
+    ) -> Result<Self, ConfigError> {
+        let mut session = Self::new(line_buffer);
         session.set_config(config)?;
         Ok(session)
     }
@@ -309,12 +388,13 @@ impl<const LINE: usize> Session<LINE> {
     ///
     /// ```
     /// use reversal_core::{Mode, Session, SessionConfig};
-    /// let mut session = Session::<16>::new();
-    /// session.set_config(SessionConfig { mode: Mode::Bytes, ..SessionConfig::new(8) }).unwrap();
+    /// let mut line = [0u8; 16];
+    /// let mut session = Session::new(&mut line);
+    /// session.set_config(SessionConfig::new(8).with_mode(Mode::Bytes)).unwrap();
     /// assert_eq!(session.config().mode, Mode::Bytes);
     /// ```
     pub fn set_config(&mut self, config: SessionConfig) -> Result<(), ConfigError> {
-        config.check(LINE)?;
+        config.check(self.line.capacity())?;
         self.config = config;
         Ok(())
     }
@@ -322,7 +402,8 @@ impl<const LINE: usize> Session<LINE> {
     /// The configuration in force.
     ///
     /// ```
-    /// assert_eq!(reversal_core::Session::<8>::new().config().max_line, 8);
+    /// let mut line = [0u8; 8];
+    /// assert_eq!(reversal_core::Session::new(&mut line).config().max_line, 8);
     /// ```
     pub const fn config(&self) -> &SessionConfig {
         &self.config
@@ -335,25 +416,28 @@ impl<const LINE: usize> Session<LINE> {
     /// use reversal_core::Session;
     /// use smoltcp::time::Instant;
     ///
-    /// let mut session = Session::<16>::new();
+    /// let mut line = [0u8; 16];
+    /// let mut session = Session::new(&mut line);
     /// let mut out = [0u8; 64];
     /// session.receive(Instant::ZERO, b"abc\n", &mut out);
     /// session.restart(Instant::from_secs(5));
     /// assert_eq!(session.stats().lines, 0);
     /// ```
     pub fn restart(&mut self, now: Instant) {
+        let line_buffer = core::mem::take(&mut self.line.bytes);
         *self = Session {
             config: self.config,
             last_activity: now,
             last_input: now,
-            ..Self::new()
+            ..Session::new(line_buffer)
         };
     }
 
     /// What this conversation has done so far.
     ///
     /// ```
-    /// assert_eq!(reversal_core::Session::<8>::new().stats().bytes_in, 0);
+    /// let mut line = [0u8; 8];
+    /// assert_eq!(reversal_core::Session::new(&mut line).stats().bytes_in, 0);
     /// ```
     pub const fn stats(&self) -> SessionStats {
         self.stats
@@ -363,7 +447,8 @@ impl<const LINE: usize> Session<LINE> {
     /// after the replies already produced have been sent.
     ///
     /// ```
-    /// assert_eq!(reversal_core::Session::<8>::new().finished(), None);
+    /// let mut line = [0u8; 8];
+    /// assert_eq!(reversal_core::Session::new(&mut line).finished(), None);
     /// ```
     pub const fn finished(&self) -> Option<Finish> {
         match self.state {
@@ -382,7 +467,8 @@ impl<const LINE: usize> Session<LINE> {
     /// use reversal_core::Session;
     /// use smoltcp::time::Instant;
     ///
-    /// let mut session = Session::<64>::new();
+    /// let mut line = [0u8; 64];
+    /// let mut session = Session::new(&mut line);
     /// let mut small = [0u8; 4];
     /// // "abcd\n" needs 5 bytes of output: the LF stays unread.
     /// let p = session.receive(Instant::ZERO, b"abcd\n", &mut small);
@@ -442,7 +528,8 @@ impl<const LINE: usize> Session<LINE> {
     /// use reversal_core::Session;
     /// use smoltcp::time::Instant;
     ///
-    /// let mut session = Session::<64>::new();
+    /// let mut line = [0u8; 64];
+    /// let mut session = Session::new(&mut line);
     /// let mut out = [0u8; 8];
     /// session.receive(Instant::ZERO, b"abc", &mut out);
     /// let p = session.end_of_input(Instant::ZERO, &mut out);
@@ -471,8 +558,9 @@ impl<const LINE: usize> Session<LINE> {
     /// use reversal_core::{Session, SessionConfig};
     /// use smoltcp::time::{Duration, Instant};
     ///
-    /// let config = SessionConfig { idle_flush: Some(Duration::from_millis(50)), ..SessionConfig::new(64) };
-    /// let mut session = Session::<64>::with_config(config).unwrap();
+    /// let config = SessionConfig::new(64).with_idle_flush(Some(Duration::from_millis(50)));
+    /// let mut line = [0u8; 64];
+    /// let mut session = Session::with_config(config, &mut line).unwrap();
     /// let mut out = [0u8; 8];
     /// session.receive(Instant::ZERO, b"hi", &mut out);
     /// let p = session.poll(Instant::from_millis(50), &mut out);
@@ -519,7 +607,8 @@ impl<const LINE: usize> Session<LINE> {
     /// use reversal_core::Session;
     /// use smoltcp::time::Instant;
     ///
-    /// let mut session = Session::<8>::new();
+    /// let mut line = [0u8; 8];
+    /// let mut session = Session::new(&mut line);
     /// session.note_activity(Instant::from_secs(100));
     /// assert_eq!(session.deadline(), Some(Instant::from_secs(220)));
     /// ```
@@ -536,7 +625,8 @@ impl<const LINE: usize> Session<LINE> {
     /// use reversal_core::Session;
     /// use smoltcp::time::Instant;
     ///
-    /// let session = Session::<8>::new();
+    /// let mut line = [0u8; 8];
+    /// let session = Session::new(&mut line);
     /// assert_eq!(session.deadline(), Some(Instant::from_secs(120)));
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
@@ -579,9 +669,9 @@ impl<const LINE: usize> Session<LINE> {
             return Err(TooLong);
         }
         if self.pending_cr {
-            self.line.push(b'\r').map_err(|_| TooLong)?;
+            self.line.extend_from_slice(b"\r")?;
         }
-        self.line.extend_from_slice(body).map_err(|_| TooLong)?;
+        self.line.extend_from_slice(body)?;
         self.pending_cr = trailing_cr;
         Ok(())
     }
@@ -645,13 +735,17 @@ impl<const LINE: usize> Session<LINE> {
                 return sent;
             }
             self.pending_cr = false;
-            // Cannot fail: the length was checked against max_line <= LINE.
-            let _ = self.line.push(b'\r');
+            // Cannot fail: the length was checked against max_line, which
+            // the line buffer holds.
+            let _ = self.line.extend_from_slice(b"\r");
         }
         self.emit_line(output, produced, false)
     }
 
     /// Answers the buffered line; `terminated` says whether an LF ended it.
+    // Once per line on the hot path: out of line it cost about 40 more
+    // instructions per short line (cachegrind; see BENCHMARKS.md).
+    #[inline(always)]
     fn emit_line(&mut self, output: &mut [u8], produced: &mut usize, terminated: bool) -> bool {
         let terminator: &'static [u8] = match (terminated, self.pending_cr) {
             (false, _) => b"",
@@ -661,10 +755,10 @@ impl<const LINE: usize> Session<LINE> {
         let out = &mut output[*produced..];
         let needed = self.line.len() + terminator.len();
         let result = if out.len() >= needed {
-            reverse(self.config.mode, &self.line, out)
+            reverse(self.config.mode, self.line.as_slice(), out)
         } else if self.config.mode.requires_utf8() {
             // No room for the reversal, but an error reply might be shorter.
-            match validate_utf8(&self.line) {
+            match validate_utf8(self.line.as_slice()) {
                 Ok(_) => return false,
                 Err(offset) => Err(ReverseError::InvalidUtf8 { offset }),
             }
@@ -728,12 +822,17 @@ mod tests {
 
     const T0: Instant = Instant::ZERO;
 
-    fn session(config: SessionConfig) -> Session<64> {
-        Session::with_config(config).unwrap()
+    /// A line buffer of 64 bytes that lives as long as the test.
+    fn line_buffer() -> &'static mut [u8] {
+        Box::leak(Box::new([0u8; 64]))
+    }
+
+    fn session(config: SessionConfig) -> Session<'static> {
+        Session::with_config(config, line_buffer()).unwrap()
     }
 
     /// Feeds all of `input` with plenty of output space; returns the replies.
-    fn replies(session: &mut Session<64>, input: &[u8]) -> Vec<u8> {
+    fn replies(session: &mut Session<'_>, input: &[u8]) -> Vec<u8> {
         let mut out = [0u8; 4096];
         let p = session.receive(T0, input, &mut out);
         assert_eq!(
@@ -983,10 +1082,10 @@ mod tests {
     #[test]
     fn config_larger_than_the_line_buffer_is_refused() {
         assert_eq!(
-            Session::<64>::with_config(SessionConfig::new(65)).err(),
+            Session::with_config(SessionConfig::new(65), line_buffer()).err(),
             Some(ConfigError::MaxLine { capacity: 64 })
         );
-        assert!(Session::<64>::with_config(SessionConfig::new(0)).is_err());
+        assert!(Session::with_config(SessionConfig::new(0), line_buffer()).is_err());
     }
 
     #[test]
@@ -1009,7 +1108,7 @@ mod tests {
     /// Runs a whole conversation, `input` cut at `cuts`, with output offered in
     /// pieces of `window` bytes, and returns every reply byte.
     fn converse(config: SessionConfig, input: &[u8], cuts: &[usize], window: usize) -> Vec<u8> {
-        let mut s = Session::<64>::with_config(config).unwrap();
+        let mut s = session(config);
         let mut replies = Vec::new();
         let mut out = vec![0u8; window];
         let mut pending: Vec<u8> = Vec::new();
@@ -1089,7 +1188,7 @@ mod tests {
                 idle_timeout: Some(Duration::from_millis(200)),
                 ..SessionConfig::new(16)
             };
-            let mut s = Session::<64>::with_config(config).unwrap();
+            let mut s = session(config);
             let mut out = vec![0u8; window];
             let mut now = T0;
             let mut offset = 0;
@@ -1100,6 +1199,7 @@ mod tests {
                 prop_assert!(p.produced <= window);
                 prop_assert!(s.poll(now, &mut out).produced <= window);
                 prop_assert!(s.line.len() <= 16);
+                prop_assert_eq!(s.line.capacity(), 64);
             }
             s.end_of_input(now, &mut out);
         }

@@ -72,7 +72,7 @@ impl<'a, T: Copy> Cycle<'a, T> {
 
 /// The conversation under test with what it answered so far.
 struct Conversation<'a> {
-    session: Session<LINE>,
+    session: Session<'a>,
     replies: Vec<u8>,
     now: Instant,
     steps: Cycle<'a, u8>,
@@ -112,19 +112,23 @@ impl Conversation<'_> {
 pub fn check(case: &Case) {
     let max_line = usize::from(case.max_line) % LINE + 1;
     let timers = case.timers.as_ref();
-    let config = SessionConfig {
-        mode: mode(case.mode),
-        idle_flush: timers
-            .and_then(|t| t.idle_flush)
-            .map(|ms| Duration::from_millis(u64::from(ms))),
-        idle_timeout: timers
-            .and_then(|t| t.idle_timeout)
-            .map(|ms| Duration::from_millis(u64::from(ms))),
-        ..SessionConfig::new(max_line)
-    };
+    let config = SessionConfig::new(max_line)
+        .with_mode(mode(case.mode))
+        .with_idle_flush(
+            timers
+                .and_then(|t| t.idle_flush)
+                .map(|ms| Duration::from_millis(u64::from(ms))),
+        )
+        .with_idle_timeout(
+            timers
+                .and_then(|t| t.idle_timeout)
+                .map(|ms| Duration::from_millis(u64::from(ms))),
+        );
     let input = case.input.bytes();
+    let mut line_buffer = [0u8; LINE];
     let mut c = Conversation {
-        session: Session::with_config(config).expect("max_line fits the line buffer"),
+        session: Session::with_config(config, &mut line_buffer)
+            .expect("max_line fits the line buffer"),
         replies: Vec::new(),
         now: Instant::ZERO,
         steps: Cycle::new(timers.map_or(&[][..], |t| &t.steps), 0),

@@ -1,58 +1,21 @@
-//! The event loop: one thread polls the server until nothing moves, then
-//! sleeps on the TAP until a frame arrives, a timer is due, or a signal comes.
+//! The event loop: it polls the server until nothing moves, then sleeps on
+//! the TAP until a frame arrives, a timer is due, or a signal comes.
 //!
-//! All of the server's memory is one [`Resources`] value on the event loop
-//! thread's stack, made once at start-up; [`spawn`] sizes that stack for it.
+//! All of the server's memory is allocated once at start-up, exactly as
+//! much as the settings ask for ([`settings::capacity`]).
 
 use std::fmt;
 use std::io;
 use std::os::fd::AsFd;
-use std::thread;
 
 use host_tap::clock::Clock;
 use host_tap::interface;
-use host_tap::settings::{LINE_CAPACITY, NetworkSettings, SMALL_SESSIONS, SOCKET_BUFFER};
+use host_tap::settings::{self, NetworkSettings};
 use host_tap::signals::Signals;
 use host_tap::tap::{TapDevice, TapStats};
 use reversal_core::server::ConfigError;
-use reversal_core::{Counters, Server, ServerConfig, ServerResources};
+use reversal_core::{Capacity, Counters, HeapResources, Server, ServerConfig};
 use smoltcp::phy::{Device, PcapSink, PcapWriter};
-
-/// Socket slots beyond the sessions: the UDP socket and the most busy
-/// sockets the core uses, so a burst of rejected clients each get `ERR busy`.
-pub const SPARE_SOCKETS: usize = 1 + reversal_core::server::BUSY_SOCKETS;
-
-/// The server's memory for `SESSIONS` sessions (`SOCKETS` = `SESSIONS + SPARE_SOCKETS`).
-pub type Resources<'a, const SESSIONS: usize, const SOCKETS: usize> =
-    ServerResources<'a, SESSIONS, SOCKETS, SOCKET_BUFFER, SOCKET_BUFFER, LINE_CAPACITY>;
-
-/// The compiled sets of resources; a server runs with the smallest that
-/// holds its sessions, since making the resources touches all of their memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Slots {
-    /// [`SMALL_SESSIONS`] session slots.
-    Small,
-    /// [`MAX_SESSIONS`](host_tap::settings::MAX_SESSIONS) session slots.
-    Large,
-}
-
-impl Slots {
-    /// The smallest set that holds `sessions`.
-    pub const fn for_sessions(sessions: usize) -> Slots {
-        if sessions <= SMALL_SESSIONS {
-            Slots::Small
-        } else {
-            Slots::Large
-        }
-    }
-}
-
-/// Stack for the event loop thread: room for [`Resources`] twice (a debug
-/// build may build it in a temporary first) and 8 MiB for everything else.
-/// Only the pages touched become resident.
-pub const fn stack_size<const SESSIONS: usize, const SOCKETS: usize>() -> usize {
-    2 * size_of::<Resources<'static, SESSIONS, SOCKETS>>() + (8 << 20)
-}
 
 /// A smoltcp device with a TAP underneath, to sleep on.
 pub trait TapBacked: Device {
@@ -147,47 +110,23 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// Runs [`serve`] on a thread whose stack holds the server's memory, and
-/// waits for it.
-///
-/// # Errors
-///
-/// The thread cannot be started (no memory for its stack).
-pub fn spawn<const SESSIONS: usize, const SOCKETS: usize, D>(
-    settings: LoopSettings,
-    mut device: D,
-    signals: Signals,
-) -> io::Result<Result<Outcome, ConfigError>>
-where
-    D: TapBacked + Send + 'static,
-{
-    let worker = thread::Builder::new()
-        .name("event-loop".into())
-        .stack_size(stack_size::<SESSIONS, SOCKETS>())
-        .spawn(move || serve::<SESSIONS, SOCKETS, D>(&settings, &mut device, &signals))?;
-    // The loop does not panic; if it did anyway, the process ends as for a panic.
-    Ok(worker
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-}
-
 /// Serves on `device` until a signal (then shuts down gracefully) or until
-/// the TAP fails. Needs [`stack_size`] bytes of stack.
+/// the TAP fails, in memory allocated for its [`settings::capacity`].
 ///
 /// # Errors
 ///
-/// The configuration does not fit these resources (the command line checks
-/// prevent that).
-pub fn serve<const SESSIONS: usize, const SOCKETS: usize, D: TapBacked>(
+/// The core refuses the configuration (the command line checks prevent
+/// that).
+pub fn serve<D: TapBacked>(
     settings: &LoopSettings,
     device: &mut D,
     signals: &Signals,
 ) -> Result<Outcome, ConfigError> {
     let clock = Clock::start();
     let mut iface = interface::create(&settings.network, device, clock.now());
-    let mut resources = Resources::<SESSIONS, SOCKETS>::new();
+    let mut resources = HeapResources::new(settings::capacity(&settings.server));
     let mut server = Server::new(settings.server, &mut resources)?;
-    log_ready::<SESSIONS, SOCKETS>(settings, device.tap());
+    log_ready(settings, server.capacity(), device.tap());
 
     let mut shutdown_deadline = None;
     let end = loop {
@@ -233,10 +172,7 @@ pub fn serve<const SESSIONS: usize, const SOCKETS: usize, D: TapBacked>(
     })
 }
 
-fn log_ready<const SESSIONS: usize, const SOCKETS: usize>(
-    settings: &LoopSettings,
-    tap: &TapDevice,
-) {
+fn log_ready(settings: &LoopSettings, capacity: Capacity, tap: &TapDevice) {
     let network = &settings.network;
     let addresses: Vec<String> = network.addresses.iter().map(ToString::to_string).collect();
     let udp = settings
@@ -244,17 +180,15 @@ fn log_ready<const SESSIONS: usize, const SOCKETS: usize>(
         .udp_port
         .map_or_else(|| "off".to_owned(), |port| port.to_string());
     log::info!(
-        "ready: {} (MTU {}) as {} (MAC {}), TCP port {}, UDP port {}; {} of {} session slots, \
-         {} KiB reserved",
+        "ready: {} (MTU {}) as {} (MAC {}), TCP port {}, UDP port {}; {} sessions, {} KiB reserved",
         tap.name(),
         tap.mtu(),
         addresses.join(", "),
         network.mac,
         settings.server.port,
         udp,
-        settings.server.sessions,
-        SESSIONS,
-        size_of::<Resources<'static, SESSIONS, SOCKETS>>() / 1024
+        capacity.sessions,
+        capacity.memory() / 1024
     );
 }
 
@@ -263,33 +197,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slots_are_the_smallest_set_that_holds_the_sessions() {
-        assert_eq!(Slots::for_sessions(64), Slots::Small);
-        assert_eq!(Slots::for_sessions(65), Slots::Large);
-    }
-
-    #[test]
-    fn stack_holds_the_resources_twice() {
-        let resources = size_of::<Resources<'static, 64, 66>>();
-        assert!(stack_size::<64, 66>() >= 2 * resources);
-    }
-
-    #[test]
     fn help_states_the_reserved_memory() {
-        let mib = |bytes: usize| bytes as f64 / f64::from(1 << 20);
-        let small = format!("{:.1} MiB", mib(size_of::<Resources<'static, 64, 66>>()));
-        let large = format!(
-            "{:.0} MiB",
-            mib(size_of::<Resources<'static, 1024, 1026>>())
-        );
-        assert!(
-            crate::cli::EXAMPLES.contains(&format!("about {small}")),
-            "{small}"
-        );
-        assert!(
-            crate::cli::EXAMPLES.contains(&format!("about {large}")),
-            "{large}"
-        );
+        let mib = |sessions| {
+            let bytes = settings::capacity(&ServerConfig::new(sessions, 1024)).memory();
+            bytes as f64 / f64::from(1 << 20)
+        };
+        let default = format!("defaults reserve about {:.1} MiB", mib(64));
+        let large = format!("1024 sessions about {:.0} MiB", mib(1024));
+        assert!(crate::cli::EXAMPLES.contains(&default), "{default}");
+        assert!(crate::cli::EXAMPLES.contains(&large), "{large}");
     }
 
     #[test]

@@ -11,14 +11,14 @@ mod pcap;
 use std::fmt;
 use std::process::ExitCode;
 
-use host_tap::settings::{self, Settings};
+use host_tap::settings::Settings;
 use host_tap::signals::Signals;
 use host_tap::tap::{TapDevice, TapError};
 use reversal_core::server::ConfigError;
 use smoltcp::phy::{PcapMode, PcapWriter};
 
 use crate::cli::SettingsError;
-use crate::event_loop::{End, LoopSettings, Outcome, SPARE_SOCKETS, Slots, TapBacked};
+use crate::event_loop::{End, LoopSettings, Outcome};
 use crate::exit::Exit;
 use crate::pcap::{PcapError, PcapFile};
 
@@ -31,7 +31,7 @@ enum Failure {
     /// The core refused the configuration (the command-line checks should
     /// have caught it first).
     Config(ConfigError),
-    /// Signal handlers or the event loop thread could not be set up.
+    /// The signal handlers could not be set up.
     Setup(&'static str, std::io::Error),
 }
 
@@ -42,7 +42,9 @@ impl Failure {
             Failure::Tap(error) => Exit::of_tap_error(error),
             Failure::Pcap(_) => Exit::Pcap,
             Failure::Config(ConfigError::Port) => Exit::BadPort,
-            Failure::Config(ConfigError::Sessions { .. }) => Exit::BadSessions,
+            Failure::Config(ConfigError::Sessions { .. } | ConfigError::SpareSockets { .. }) => {
+                Exit::BadSessions
+            }
             Failure::Config(ConfigError::Session(_) | ConfigError::SendBuffer { .. }) => {
                 Exit::BadMaxLine
             }
@@ -109,39 +111,19 @@ fn serve(settings: &Settings) -> Result<Outcome, Failure> {
         server: settings.server,
         shutdown_timeout: settings.shutdown_timeout,
     };
-    match &settings.pcap {
-        None => run(loop_settings, device, signals),
+    let outcome = match &settings.pcap {
+        None => {
+            let mut device = device;
+            event_loop::serve(&loop_settings, &mut device, &signals)
+        }
         Some(path) => {
             let file = PcapFile::create(path).map_err(Failure::Pcap)?;
             log::info!("capturing every frame to {}", path.display());
-            let device = PcapWriter::new(device, file, PcapMode::Both);
-            run(loop_settings, device, signals)
+            let mut device = PcapWriter::new(device, file, PcapMode::Both);
+            event_loop::serve(&loop_settings, &mut device, &signals)
         }
-    }
-}
-
-/// Runs the event loop with the smallest compiled resources that hold the
-/// sessions asked for.
-fn run<D: TapBacked + Send + 'static>(
-    settings: LoopSettings,
-    device: D,
-    signals: Signals,
-) -> Result<Outcome, Failure> {
-    let outcome = match Slots::for_sessions(settings.server.sessions) {
-        Slots::Small => event_loop::spawn::<
-            { settings::SMALL_SESSIONS },
-            { settings::SMALL_SESSIONS + SPARE_SOCKETS },
-            D,
-        >(settings, device, signals),
-        Slots::Large => event_loop::spawn::<
-            { settings::MAX_SESSIONS },
-            { settings::MAX_SESSIONS + SPARE_SOCKETS },
-            D,
-        >(settings, device, signals),
     };
-    outcome
-        .map_err(|e| Failure::Setup("start the event loop thread", e))?
-        .map_err(Failure::Config)
+    outcome.map_err(Failure::Config)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! What a server on the TAP runs with: the compiled memory sizes, the
-//! defaults of `host-tap`'s command line, and the checked settings that the
+//! What a server on the TAP runs with: the memory sizes, the defaults of
+//! `host-tap`'s command line, and the checked settings that the
 //! command line produces and the event loop consumes.
 //!
 //! `tap-echo` and `reversal-bench` take their sizes and defaults from here
@@ -21,22 +21,33 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use reversal_core::{ServerConfig, SessionConfig};
+use reversal_core::{Capacity, ServerConfig, SessionConfig};
 use smoltcp::wire::{EthernetAddress, IpCidr, Ipv4Address, Ipv6Address};
 
-/// Most sessions a server can be started with (the compiled capacity).
+/// Most sessions a server can be started with.
 pub const MAX_SESSIONS: usize = 1024;
-/// Up to this many sessions, a server reserves memory for only this many.
-pub const SMALL_SESSIONS: usize = 64;
 /// Each session's TCP receive and send buffer, in bytes.
 pub const SOCKET_BUFFER: usize = 16 * 1024;
-/// Each session's line buffer: the largest `--max-line`.
+/// The largest `--max-line`.
 pub const LINE_CAPACITY: usize = 8 * 1024;
 /// Addresses smoltcp's interface holds (feature `iface-max-addr-count-4`).
 pub const MAX_ADDRESSES: usize = 4;
 // The largest reply (a full line and CR LF) must fit a send buffer, or the
 // core refuses the largest `--max-line`.
 const _: () = assert!(SessionConfig::new(LINE_CAPACITY).max_reply_len() <= SOCKET_BUFFER);
+
+/// The memory a server with `config` runs in, allocated once at start: a
+/// slot per session, each with [`SOCKET_BUFFER`]-byte socket buffers and a
+/// line buffer as long as the longest line.
+///
+/// ```
+/// let config = reversal_core::ServerConfig::new(64, 1024);
+/// let capacity = host_tap::settings::capacity(&config);
+/// assert_eq!((capacity.sessions, capacity.line_buffer), (64, 1024));
+/// ```
+pub fn capacity(config: &ServerConfig) -> Capacity {
+    Capacity::new(config.sessions, SOCKET_BUFFER, config.session.max_line)
+}
 
 /// The TAP attached to when no `--tap` is given.
 pub const DEFAULT_TAP: &str = "tap0";

@@ -7,7 +7,7 @@
 
 use std::time::Instant as WallClock;
 
-use reversal_core::{ServerConfig, ServerResources};
+use reversal_core::{Capacity, HeapResources, ServerConfig};
 use reversal_sim::reversal::{ClientParty, ConversationId, Script, ServerParty};
 use reversal_sim::{Faults, Host, PartyId, PortConfig, Sim};
 use smoltcp::time::Duration;
@@ -20,8 +20,8 @@ const HOSTS: usize = 8;
 fn main() {
     let started = WallClock::now();
     let mut sim = Sim::new(1);
-    let resources: &'static mut ServerResources<'static, SESSIONS, 66, 4096, 4096, 256> =
-        Box::leak(Box::default());
+    let capacity = Capacity::new(SESSIONS, 4096, 256).with_spare_sockets(1);
+    let resources = Box::leak(Box::new(HeapResources::new(capacity)));
     let server = ServerParty::new(
         sim.attach(PortConfig::new().latency(Duration::from_millis(1))),
         IpCidr::new(IpAddress::v4(10, 0, 0, 1), 16),

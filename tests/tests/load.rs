@@ -13,7 +13,7 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use reversal_core::reverse::reverse;
-use reversal_core::{Counters, Mode, ServerConfig, ServerResources};
+use reversal_core::{Capacity, Counters, HeapResources, Mode, ServerConfig};
 use reversal_sim::reversal::{ClientParty, ConversationId, Script, ServerParty};
 use reversal_sim::{Faults, Host, PartyId, PortConfig, Sim, Stats, Sweep, case_sweep};
 use smoltcp::time::{Duration, Instant};
@@ -240,30 +240,21 @@ struct Outcome {
 /// Every conversation of `shape` at once, one per server session, over
 /// client links that are rough both ways; checks every reply and the
 /// server's counters. A failure leaves a pcap in `target/sim-failures/`.
-fn rough_conversations<const SESSIONS: usize, const SOCKETS: usize>(
-    mut sim: Sim,
-    shape: Shape,
-) -> Outcome {
+fn rough_conversations(mut sim: Sim, shape: Shape, sessions: usize) -> Outcome {
     init_log();
-    assert!(shape.conversations() <= SESSIONS);
+    assert!(shape.conversations() <= sessions);
     let seed = sim.seed();
     let _pcap = sim.segment().capture_on_failure(&format!(
         "rough-{}x{}x{}",
         shape.hosts, shape.conversations_per_host, shape.lines
     ));
-    let resources: &'static mut ServerResources<
-        'static,
-        SESSIONS,
-        SOCKETS,
-        SERVER_BUFFER,
-        SERVER_BUFFER,
-        MAX_LINE,
-    > = Box::leak(Box::default());
+    let capacity = Capacity::new(sessions, SERVER_BUFFER, MAX_LINE).with_spare_sockets(1);
+    let resources = Box::leak(Box::new(HeapResources::new(capacity)));
     let server = ServerParty::new(
         sim.attach(PortConfig::default()),
         IpCidr::new(SERVER, 16),
         sim.now(),
-        ServerConfig::new(SESSIONS, MAX_LINE),
+        ServerConfig::new(sessions, MAX_LINE),
         resources,
     )
     .unwrap();
@@ -345,7 +336,7 @@ fn sixty_four_sessions_over_rough_links_get_every_reply_exactly() {
         conversations_per_host: 8,
         lines: 100,
     };
-    let outcome = rough_conversations::<64, 66>(Sim::new(1), shape);
+    let outcome = rough_conversations(Sim::new(1), shape, 64);
     let stats = outcome.stats;
     // The faults really happened, or this proves nothing.
     assert!(
@@ -369,8 +360,8 @@ const SMALL: Shape = Shape {
 
 #[test]
 fn the_same_seed_gives_the_same_packet_trace() {
-    let first = rough_conversations::<8, 10>(Sim::new(7), SMALL);
-    let second = rough_conversations::<8, 10>(Sim::new(7), SMALL);
+    let first = rough_conversations(Sim::new(7), SMALL, 8);
+    let second = rough_conversations(Sim::new(7), SMALL, 8);
     assert_eq!(first, second);
 }
 
@@ -392,6 +383,6 @@ fn lossy_conversations_over_many_seeds() {
             conversations_per_host: case.knob("conversations_per_host") as u16,
             lines: case.knob("lines") as usize,
         };
-        rough_conversations::<8, 10>(case.sim(), shape);
+        rough_conversations(case.sim(), shape, 8);
     });
 }

@@ -4,7 +4,7 @@
 
 use core::fmt;
 
-use reversal_core::{ServerConfig, ServerResources};
+use reversal_core::{Capacity, HeapResources, ServerConfig};
 use reversal_sim::reversal::{Network, Script, Talk};
 use reversal_sim::{Direction, Faults, Host, Party, PartyId, Port, PortId, Segment};
 use smoltcp::iface::SocketHandle;
@@ -24,9 +24,9 @@ const SERVER_BUFFER: usize = 1024;
 const REPLY_LIMIT: Duration = Duration::from_secs(60);
 const END_LIMIT: Duration = Duration::from_secs(600);
 
-type Resources =
-    ServerResources<'static, SESSIONS, { SESSIONS + 2 }, SERVER_BUFFER, SERVER_BUFFER, MAX_LINE>;
-type Net = Network<SESSIONS, MAX_LINE>;
+/// The server's memory, with one busy socket.
+const CAPACITY: Capacity = Capacity::new(SESSIONS, SERVER_BUFFER, MAX_LINE).with_spare_sockets(1);
+type Net = Network;
 
 fn init_log() {
     let _ = env_logger::builder().is_test(true).try_init();
@@ -35,7 +35,7 @@ fn init_log() {
 /// A server with `sessions` sessions, and no client yet.
 fn network(sessions: usize) -> Net {
     init_log();
-    let resources: &'static mut Resources = Box::leak(Box::default());
+    let resources = Box::leak(Box::new(HeapResources::new(CAPACITY)));
     Net::new(0, ServerConfig::new(sessions, MAX_LINE), resources).unwrap()
 }
 

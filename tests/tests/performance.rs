@@ -18,7 +18,7 @@
 
 use core::fmt::Write;
 
-use reversal_core::{ServerConfig, ServerResources};
+use reversal_core::{Capacity, HeapResources, ServerConfig};
 use reversal_sim::reversal::{ClientParty, ConversationId, Script, ServerParty};
 use reversal_sim::{Bandwidth, Faults, Host, Latency, Link, PartyId, PortConfig, Queue, Sim};
 use smoltcp::time::{Duration, Instant};
@@ -70,8 +70,8 @@ fn run(cell: Cell) -> Figures {
         .latency(one_way)
         .bandwidth(cell.bandwidth)
         .queue(Queue::drop_tail(64 * 1024));
-    let resources: &'static mut ServerResources<'static, SESSIONS, 10, 16384, 16384, MAX_LINE> =
-        Box::leak(Box::default());
+    let capacity = Capacity::new(SESSIONS, 16384, MAX_LINE).with_spare_sockets(1);
+    let resources = Box::leak(Box::new(HeapResources::new(capacity)));
     let server = ServerParty::new(
         sim.attach(PortConfig::new().tx_link(bottleneck).rx_link(bottleneck)),
         IpCidr::new(SERVER, 24),

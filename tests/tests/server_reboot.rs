@@ -2,15 +2,16 @@
 //! sessions, the client's old connection is reset when it next sends, and
 //! a new connection is served.
 
-use reversal_core::{ServerConfig, ServerResources};
+use reversal_core::{Capacity, HeapResources, ServerConfig};
 use reversal_sim::reversal::{Network, Script};
 use smoltcp::time::{Duration, Instant};
 
-type Resources = ServerResources<'static, 2, 4, 1024, 1024, 128>;
-type Net = Network<2, 128>;
+type Net = Network;
 
-fn resources() -> &'static mut Resources {
-    Box::leak(Box::default())
+/// Memory for a boot: two sessions, one busy socket.
+fn resources() -> &'static mut HeapResources<'static> {
+    let capacity = Capacity::new(2, 1024, 128).with_spare_sockets(1);
+    Box::leak(Box::new(HeapResources::new(capacity)))
 }
 
 fn network() -> Net {

@@ -10,7 +10,7 @@
 //! 120 s later. Three duplicate ACKs are needed first, so the links here
 //! duplicate and reorder more than `Faults::rough`.
 
-use reversal_core::{ServerConfig, ServerResources};
+use reversal_core::{Capacity, HeapResources, ServerConfig};
 use reversal_sim::reversal::{ClientParty, Script, ServerParty};
 use reversal_sim::{Faults, Host, PortConfig, Sim, seed_sweep};
 use smoltcp::time::{Duration, Instant};
@@ -36,8 +36,8 @@ fn small_window_exchange(seed: u64, client_buffer: usize, lines: usize, faults: 
     let _ = env_logger::builder().is_test(true).try_init();
     let mut sim = Sim::new(seed);
     let _pcap = sim.segment().capture_on_failure("small-window");
-    let resources: &'static mut ServerResources<'static, 1, 3, 16384, 16384, MAX_LINE> =
-        Box::leak(Box::default());
+    let capacity = Capacity::new(1, 16384, MAX_LINE).with_spare_sockets(1);
+    let resources = Box::leak(Box::new(HeapResources::new(capacity)));
     let server = ServerParty::new(
         sim.attach(PortConfig::new().latency(Duration::from_millis(2))),
         IpCidr::new(SERVER, 24),

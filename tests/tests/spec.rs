@@ -4,7 +4,7 @@
 
 use std::time::Instant as WallClock;
 
-use reversal_core::{Mode, ServerConfig, ServerResources, SessionConfig};
+use reversal_core::{Capacity, HeapResources, Mode, ServerConfig, SessionConfig};
 use reversal_sim::reversal::{Network, Script, Talk};
 use reversal_sim::{Direction, Faults, Host, Party, PartyId, Segment};
 use smoltcp::iface::SocketHandle;
@@ -19,8 +19,9 @@ const MAX_LINE: usize = 64;
 const REPLY_LIMIT: Duration = Duration::from_secs(30);
 const END_LIMIT: Duration = Duration::from_secs(600);
 
-type Resources = ServerResources<'static, SESSIONS, { SESSIONS + 2 }, 1024, 1024, MAX_LINE>;
-type Net = Network<SESSIONS, MAX_LINE>;
+/// The server's memory: 1 KiB socket buffers and one busy socket.
+const CAPACITY: Capacity = Capacity::new(SESSIONS, 1024, MAX_LINE).with_spare_sockets(1);
+type Net = Network;
 
 fn init_log() {
     let _ = env_logger::builder().is_test(true).try_init();
@@ -31,16 +32,13 @@ fn config() -> ServerConfig {
 }
 
 fn with_session(session: SessionConfig) -> ServerConfig {
-    ServerConfig {
-        session,
-        ..config()
-    }
+    config().with_session(session)
 }
 
 /// The server with `config`, and no client yet.
 fn network(config: ServerConfig) -> Net {
     init_log();
-    let resources: &'static mut Resources = Box::leak(Box::default());
+    let resources = Box::leak(Box::new(HeapResources::new(CAPACITY)));
     Net::new(0, config, resources).unwrap()
 }
 
@@ -133,20 +131,18 @@ fn graphemes_stay_whole_by_default() {
 
 #[test]
 fn chars_mode_reverses_scalar_values() {
-    let mut net = network(with_session(SessionConfig {
-        mode: Mode::Chars,
-        ..SessionConfig::new(MAX_LINE)
-    }));
+    let mut net = network(with_session(
+        SessionConfig::new(MAX_LINE).with_mode(Mode::Chars),
+    ));
     let replies = net.replies_to(Script::new().send_line("e\u{301}a각").close());
     assert_eq!(replies, ["각a\u{301}e\n"]);
 }
 
 #[test]
 fn bytes_mode_reverses_any_bytes() {
-    let mut net = network(with_session(SessionConfig {
-        mode: Mode::Bytes,
-        ..SessionConfig::new(MAX_LINE)
-    }));
+    let mut net = network(with_session(
+        SessionConfig::new(MAX_LINE).with_mode(Mode::Bytes),
+    ));
     let talk = net.talk(Script::new().send(b"\xffab\x00\xe2\x82\n").close());
     let conversation = net.run_until_ended(talk, END_LIMIT);
     assert_eq!(conversation.reply_bytes(), [b"\x82\xe2\x00ba\xff\n"]);
@@ -264,10 +260,9 @@ impl Party for ByteReader {
 #[test]
 fn idle_flush_answers_a_message_without_newline_after_the_interval() {
     let flush = Duration::from_millis(300);
-    let mut net = network(with_session(SessionConfig {
-        idle_flush: Some(flush),
-        ..SessionConfig::new(MAX_LINE)
-    }));
+    let mut net = network(with_session(
+        SessionConfig::new(MAX_LINE).with_idle_flush(Some(flush)),
+    ));
     // The seed's client: a message, no newline, then wait for whatever
     // comes back. `LineClient` would wait for an LF, so read raw bytes.
     let client = ByteReader::connect(&mut net);

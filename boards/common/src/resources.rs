@@ -6,7 +6,7 @@
 //! flash) that is never built on the stack (a run-time construction once
 //! peaked at 25 KiB of stack).
 
-use reversal_core::{Server, ServerConfig, ServerResources};
+use reversal_core::{Server, ServerConfig, StaticResources};
 use static_cell::ConstStaticCell;
 
 /// Concurrent TCP sessions; one more connection gets `ERR busy`.
@@ -23,11 +23,11 @@ pub const RX_LEN: usize = 1024;
 /// with CR LF.
 pub const TX_LEN: usize = 1024;
 
-/// The server's memory.
-pub type Resources = ServerResources<'static, SESSIONS, SOCKETS, RX_LEN, TX_LEN, MAX_LINE>;
+/// The server's memory, every size fixed at compile time.
+pub type Resources = StaticResources<'static, SESSIONS, SOCKETS, RX_LEN, TX_LEN, MAX_LINE>;
 
 /// The server every board runs, over [`Resources`].
-pub type BoardServer = Server<'static, SESSIONS, MAX_LINE>;
+pub type BoardServer = Server<'static>;
 
 static RESOURCES: ConstStaticCell<Resources> = ConstStaticCell::new(Resources::new());
 
@@ -43,7 +43,5 @@ pub fn take() -> &'static mut Resources {
 /// Port 8888 for TCP and UDP, [`SESSIONS`] sessions, lines up to
 /// [`MAX_LINE`] bytes, [`CALLER_SOCKETS`] slots for the board.
 pub const fn server_config() -> ServerConfig {
-    let mut config = ServerConfig::new(SESSIONS, MAX_LINE);
-    config.caller_sockets = CALLER_SOCKETS;
-    config
+    ServerConfig::new(SESSIONS, MAX_LINE).with_caller_sockets(CALLER_SOCKETS)
 }

@@ -3,8 +3,8 @@
 //!
 //! smoltcp polls one `SocketSet` per interface poll, and the server owns
 //! its set, so a socket the caller needs on the same interface has to live
-//! in that set. [`ServerConfig::caller_sockets`] keeps that many slots free
-//! of busy sockets; [`Server::add_socket`] fills them, and
+//! in that set. [`ServerConfig::caller_sockets`] keeps that many of the
+//! resources' spare socket slots free of busy sockets; [`Server::add_socket`] fills them, and
 //! [`Server::socket_mut`] reaches them between polls. [`Server::poll`]
 //! polls them with the server's sockets and its deadline includes theirs.
 //! The server never reads, closes or shuts them down: they are the caller's.
@@ -16,7 +16,7 @@ use smoltcp::socket::AnySocket;
 
 use super::Server;
 
-impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
+impl<'a> Server<'a> {
     /// Adds a socket of the caller's to the set the server polls, in one of
     /// the [`caller_sockets`](super::ServerConfig::caller_sockets) slots.
     /// When those are taken, hands the socket back.
@@ -24,7 +24,7 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
     /// A DHCP client that configures the interface the server listens on:
     ///
     /// ```
-    /// use reversal_core::{Server, ServerConfig, ServerResources};
+    /// use reversal_core::{Server, ServerConfig, StaticResources};
     /// use smoltcp::iface::{Config, Interface};
     /// use smoltcp::phy::{Loopback, Medium};
     /// use smoltcp::socket::dhcpv4;
@@ -36,8 +36,8 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
     /// let mut iface = Interface::new(Config::new(mac.into()), &mut device, Instant::ZERO);
     ///
     /// // 1 session + a busy socket + UDP + the DHCP client = 4 slots.
-    /// let mut resources = ServerResources::<'_, 1, 4, 256, 256, 64>::new();
-    /// let config = ServerConfig { caller_sockets: 1, ..ServerConfig::new(1, 64) };
+    /// let mut resources = StaticResources::<'_, 1, 4, 256, 256, 64>::new();
+    /// let config = ServerConfig::new(1, 64).with_caller_sockets(1);
     /// let mut server = Server::new(config, &mut resources).unwrap();
     /// let dhcp = server.add_socket(dhcpv4::Socket::new()).unwrap();
     ///
@@ -56,7 +56,7 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
     /// assert!(server.add_socket(dhcpv4::Socket::new()).is_err());
     /// ```
     pub fn add_socket<T: AnySocket<'a>>(&mut self, socket: T) -> Result<SocketHandle, T> {
-        let server_sockets = self.handles.len() + self.busy.len() + usize::from(self.udp.is_some());
+        let server_sockets = self.own_sockets().count();
         let added = self.sockets.iter().count() - server_sockets;
         if added >= self.config.caller_sockets {
             return Err(socket);
@@ -72,11 +72,11 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
     /// be made with `Default`), or `T` is not the socket's type.
     ///
     /// ```
-    /// # use reversal_core::{Server, ServerConfig, ServerResources};
+    /// # use reversal_core::{Server, ServerConfig, StaticResources};
     /// use smoltcp::socket::udp;
     ///
-    /// # let mut resources = ServerResources::<'_, 1, 4, 256, 256, 64>::new();
-    /// let config = ServerConfig { caller_sockets: 1, ..ServerConfig::new(1, 64) };
+    /// # let mut resources = StaticResources::<'_, 1, 4, 256, 256, 64>::new();
+    /// let config = ServerConfig::new(1, 64).with_caller_sockets(1);
     /// let mut server = Server::new(config, &mut resources).unwrap();
     /// let buffer = || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 4], vec![0; 512]);
     /// let sntp = server.add_socket(udp::Socket::new(buffer(), buffer())).unwrap();
@@ -102,11 +102,7 @@ impl<'a, const SESSIONS: usize, const LINE: usize> Server<'a, SESSIONS, LINE> {
     }
 
     fn check_caller_socket(&self, handle: SocketHandle) {
-        let servers = self
-            .handles
-            .iter()
-            .chain(self.busy.iter().map(|busy| &busy.handle));
-        let owned_by_server = servers.chain(self.udp.iter()).any(|&own| own == handle);
+        let owned_by_server = self.own_sockets().any(|own| own == handle);
         assert!(
             !owned_by_server,
             "not a socket added with Server::add_socket"
@@ -126,17 +122,14 @@ mod tests {
     };
 
     use crate::server::ConfigError;
-    use crate::{Server, ServerConfig, ServerResources};
+    use crate::{Server, ServerConfig, StaticResources};
 
     /// One session, a busy socket, UDP and one caller slot.
-    type Resources = ServerResources<'static, 1, 4, 256, 256, 64>;
+    type Resources = StaticResources<'static, 1, 4, 256, 256, 64>;
 
-    fn server_with(caller_sockets: usize) -> Server<'static, 1, 64> {
+    fn server_with(caller_sockets: usize) -> Server<'static> {
         let resources: &'static mut Resources = Box::leak(Box::default());
-        let config = ServerConfig {
-            caller_sockets,
-            ..ServerConfig::new(1, 64)
-        };
+        let config = ServerConfig::new(1, 64).with_caller_sockets(caller_sockets);
         Server::new(config, resources).unwrap()
     }
 
@@ -185,14 +178,15 @@ mod tests {
     }
 
     #[test]
-    fn reserved_slots_count_against_the_sessions() {
+    fn reserved_slots_leave_a_spare_socket_for_a_busy_one() {
         let resources: &'static mut Resources = Box::leak(Box::default());
-        let config = ServerConfig {
-            caller_sockets: 2,
-            ..ServerConfig::new(1, 64)
-        };
+        let config = ServerConfig::new(1, 64).with_caller_sockets(2);
         let error = Server::new(config, resources).unwrap_err();
-        assert_eq!(error, ConfigError::Sessions { max: 0 });
+        let needed = ConfigError::SpareSockets {
+            needed: 3,
+            capacity: 2,
+        };
+        assert_eq!(error, needed);
     }
 
     #[test]

@@ -28,7 +28,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use arbitrary::Arbitrary;
-use reversal_core::{Mode, Server, ServerConfig, ServerResources};
+use reversal_core::{Mode, Server, ServerConfig, StaticResources};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::Device;
 use smoltcp::socket::{tcp, udp};
@@ -64,7 +64,7 @@ const CLIENT_UDP_PORT: u16 = 50000;
 const MAX_LINE: usize = 64;
 
 /// Two sessions (the client's and one for the attacker), UDP, four busy sockets.
-type Resources<'a> = ServerResources<'a, 2, 7, 1024, 1024, MAX_LINE>;
+type Resources<'a> = StaticResources<'a, 2, 7, 1024, 1024, MAX_LINE>;
 
 /// Operations taken from one case, and the virtual time the attacker's
 /// waits may add up to (well inside the two-minute idle timeout).
@@ -124,7 +124,7 @@ struct Request {
 
 struct Net<'a> {
     now: Instant,
-    server: Server<'a, 2, MAX_LINE>,
+    server: Server<'a>,
     server_iface: Interface,
     server_port: ServerPort,
     client_iface: Interface,

@@ -24,7 +24,7 @@
 //! them with CR LF, then half-closes.
 //!
 //! ```
-//! use reversal_core::{ServerConfig, ServerResources};
+//! use reversal_core::{Capacity, HeapResources, ServerConfig};
 //! use reversal_sim::reversal::{ClientParty, Script, ServerParty};
 //! use reversal_sim::{Host, PortConfig, Sim};
 //! use smoltcp::time::Duration;
@@ -32,8 +32,8 @@
 //!
 //! let mut sim = Sim::new(1);
 //! // The server borrows its memory for as long as it lives: leak it.
-//! let resources: &'static mut ServerResources<'static, 2, 4, 1024, 1024, 128> =
-//!     Box::leak(Box::default());
+//! let capacity = Capacity::new(2, 1024, 128).with_spare_sockets(1);
+//! let resources = Box::leak(Box::new(HeapResources::new(capacity)));
 //! let server_address = IpCidr::new(IpAddress::v4(10, 0, 0, 1), 24);
 //! let server = ServerParty::new(
 //!     sim.attach(PortConfig::default()),

@@ -58,13 +58,13 @@ pub struct Talk {
 /// server counted.
 ///
 /// ```
-/// use reversal_core::{ServerConfig, ServerResources};
+/// use reversal_core::{Capacity, HeapResources, ServerConfig};
 /// use reversal_sim::reversal::{Network, Script};
 /// use smoltcp::time::Duration;
 ///
 /// // The server borrows its memory for as long as it lives: leak it.
-/// let resources: &'static mut ServerResources<'static, 2, 4, 1024, 1024, 128> =
-///     Box::leak(Box::default());
+/// let capacity = Capacity::new(2, 1024, 128).with_spare_sockets(1);
+/// let resources = Box::leak(Box::new(HeapResources::new(capacity)));
 /// let mut net = Network::new(0, ServerConfig::new(2, 128), resources).unwrap();
 ///
 /// let closing = net.talk(Script::new().send_line("hello").close());
@@ -78,11 +78,11 @@ pub struct Talk {
 /// assert!(!conversation.is_ended());
 /// assert_eq!(net.sim[net.server()].counters().lines, 2);
 /// ```
-pub struct Network<const SESSIONS: usize, const LINE: usize> {
+pub struct Network {
     /// The simulation: run it, reach its parties, read or change its
     /// segment.
     pub sim: Sim,
-    server: PartyId<ServerParty<SESSIONS, LINE>>,
+    server: PartyId<ServerParty>,
     server_port: PortId,
     config: ServerConfig,
     /// The last octet of the latest address handed out.
@@ -90,20 +90,21 @@ pub struct Network<const SESSIONS: usize, const LINE: usize> {
     _capture: FailureCapture,
 }
 
-impl<const SESSIONS: usize, const LINE: usize> Network<SESSIONS, LINE> {
+impl Network {
     /// A segment with faults drawn from `seed` and a server with `config`
     /// on it, at virtual time zero; no client yet.
     ///
     /// The resources are borrowed for the server's whole life; in a test,
-    /// `Box::leak(Box::default())` gives them that life.
+    /// `Box::leak(Box::new(HeapResources::new(capacity)))` gives them that
+    /// life.
     ///
     /// # Errors
     ///
     /// When `config` does not fit the resources, as [`Server::new`](reversal_core::Server::new).
-    pub fn new<const SOCKETS: usize, const RX: usize, const TX: usize>(
+    pub fn new(
         seed: u64,
         config: ServerConfig,
-        resources: &'static mut ServerResources<'static, SESSIONS, SOCKETS, RX, TX, LINE>,
+        resources: impl Into<ServerResources<'static>>,
     ) -> Result<Self, ConfigError> {
         let mut sim = Sim::new(seed);
         let thread = std::thread::current();
@@ -135,12 +136,12 @@ impl<const SESSIONS: usize, const LINE: usize> Network<SESSIONS, LINE> {
     /// not notice until they send.
     ///
     /// ```
-    /// use reversal_core::{ServerConfig, ServerResources};
+    /// use reversal_core::{Capacity, HeapResources, ServerConfig};
     /// use reversal_sim::reversal::{Network, Script};
     /// use smoltcp::time::Duration;
     ///
-    /// type Resources = ServerResources<'static, 2, 4, 1024, 1024, 128>;
-    /// let resources: &'static mut Resources = Box::leak(Box::default());
+    /// let memory = || Box::leak(Box::new(HeapResources::new(Capacity::new(2, 1024, 128))));
+    /// let resources = memory();
     /// let mut net = Network::new(0, ServerConfig::new(2, 128), resources).unwrap();
     /// let talk = net.talk(Script::new().send_line("before"));
     /// net.run_until_replies(talk, 1, Duration::from_secs(10));
@@ -148,7 +149,7 @@ impl<const SESSIONS: usize, const LINE: usize> Network<SESSIONS, LINE> {
     /// net.crash_server();
     /// net.sim.run_for(Duration::from_secs(5)).unwrap();
     /// // A reboot starts from fresh memory, as a board's does.
-    /// let fresh: &'static mut Resources = Box::leak(Box::default());
+    /// let fresh = memory();
     /// net.restart_server(fresh).unwrap();
     ///
     /// // The old connection is gone: the next line gets a reset.
@@ -174,9 +175,9 @@ impl<const SESSIONS: usize, const LINE: usize> Network<SESSIONS, LINE> {
     /// # Panics
     ///
     /// If the server is running.
-    pub fn restart_server<const SOCKETS: usize, const RX: usize, const TX: usize>(
+    pub fn restart_server(
         &mut self,
-        resources: &'static mut ServerResources<'static, SESSIONS, SOCKETS, RX, TX, LINE>,
+        resources: impl Into<ServerResources<'static>>,
     ) -> Result<(), ConfigError> {
         let port = self.sim.segment().reattach(self.server_port, None);
         let server = ServerParty::new(
@@ -193,11 +194,10 @@ impl<const SESSIONS: usize, const LINE: usize> Network<SESSIONS, LINE> {
     /// The server's port on the segment, e.g. to partition it away.
     ///
     /// ```
-    /// use reversal_core::{ServerConfig, ServerResources};
+    /// use reversal_core::{Capacity, HeapResources, ServerConfig};
     /// use reversal_sim::reversal::Network;
     ///
-    /// let resources: &'static mut ServerResources<'static, 1, 3, 512, 512, 64> =
-    ///     Box::leak(Box::default());
+    /// let resources = Box::leak(Box::new(HeapResources::new(Capacity::new(1, 512, 64))));
     /// let mut net = Network::new(0, ServerConfig::new(1, 64), resources).unwrap();
     /// let (client, _) = net.attach();
     /// net.sim.segment().partition(&[net.server_port()], &[client.id()]);
@@ -211,7 +211,7 @@ impl<const SESSIONS: usize, const LINE: usize> Network<SESSIONS, LINE> {
     }
 
     /// The server party: `net.sim[net.server()]`.
-    pub fn server(&self) -> PartyId<ServerParty<SESSIONS, LINE>> {
+    pub fn server(&self) -> PartyId<ServerParty> {
         self.server
     }
 
@@ -363,7 +363,7 @@ impl<const SESSIONS: usize, const LINE: usize> Network<SESSIONS, LINE> {
     }
 }
 
-impl<const SESSIONS: usize, const LINE: usize> fmt::Debug for Network<SESSIONS, LINE> {
+impl fmt::Debug for Network {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Network")
             .field("sim", &self.sim)
@@ -380,6 +380,7 @@ mod tests {
     use crate::segment::PortConfig;
     use crate::sim::{PartyId, Sim};
     use reversal_core::client::ConnectError;
+    use reversal_core::{Capacity, HeapResources};
     use smoltcp::wire::IpAddress;
 
     const SERVER: IpAddress = IpAddress::v4(10, 0, 0, 1);
@@ -388,12 +389,17 @@ mod tests {
         IpCidr::new(IpAddress::v4(10, 0, 0, last_octet), 24)
     }
 
+    /// Memory for two sessions and one busy socket.
+    fn small_resources() -> &'static mut HeapResources<'static> {
+        let capacity = Capacity::new(2, 512, 64).with_spare_sockets(1);
+        Box::leak(Box::new(HeapResources::new(capacity)))
+    }
+
     /// A server with two sessions and a client party with one
     /// conversation to `port` following `script`.
     fn talk(port: u16, script: Script) -> (Sim, PartyId<ClientParty>, ConversationId) {
         let mut sim = Sim::new(0);
-        let resources: &'static mut ServerResources<'static, 2, 4, 512, 512, 64> =
-            Box::leak(Box::default());
+        let resources = small_resources();
         let server = ServerParty::new(
             sim.attach(PortConfig::default()),
             cidr(1),
@@ -412,8 +418,7 @@ mod tests {
 
     #[test]
     fn network_clients_get_the_addresses_after_the_server_in_order() {
-        let resources: &'static mut ServerResources<'static, 2, 4, 512, 512, 64> =
-            Box::leak(Box::default());
+        let resources = small_resources();
         let mut net = Network::new(0, ServerConfig::new(2, 64), resources).unwrap();
         assert_eq!(net.last_host_address(), None);
         let (_, first) = net.attach();

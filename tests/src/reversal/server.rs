@@ -14,29 +14,29 @@ use crate::sim::Party;
 /// The reversal [`Server`] on a [`Port`] of its own, as a [`Party`].
 ///
 /// See the [module example](super).
-pub struct ServerParty<const SESSIONS: usize, const LINE: usize> {
-    server: Server<'static, SESSIONS, LINE>,
+pub struct ServerParty {
+    server: Server<'static>,
     iface: Interface,
     port: Port,
 }
 
-impl<const SESSIONS: usize, const LINE: usize> ServerParty<SESSIONS, LINE> {
+impl ServerParty {
     /// A server with `config` on `port`, at `address`, its interface created
     /// at `now` from [`Port::interface_config`].
     ///
     /// The resources are borrowed for the server's whole life; in a test,
-    /// `Box::leak(Box::default())` gives them that life. Keep them moderate
-    /// in debug builds, where the value passes over the stack.
+    /// `Box::leak(Box::new(HeapResources::new(capacity)))` gives them that
+    /// life.
     ///
     /// # Errors
     ///
     /// When `config` does not fit the resources, as [`Server::new`].
-    pub fn new<const SOCKETS: usize, const RX: usize, const TX: usize>(
+    pub fn new(
         mut port: Port,
         address: IpCidr,
         now: Instant,
         config: ServerConfig,
-        resources: &'static mut ServerResources<'static, SESSIONS, SOCKETS, RX, TX, LINE>,
+        resources: impl Into<ServerResources<'static>>,
     ) -> Result<Self, ConfigError> {
         let server = Server::new(config, resources)?;
         let mut iface = Interface::new(port.interface_config(), &mut port, now);
@@ -53,12 +53,12 @@ impl<const SESSIONS: usize, const LINE: usize> ServerParty<SESSIONS, LINE> {
     }
 
     /// The server.
-    pub fn server(&self) -> &Server<'static, SESSIONS, LINE> {
+    pub fn server(&self) -> &Server<'static> {
         &self.server
     }
 
     /// The server, e.g. to shut it down.
-    pub fn server_mut(&mut self) -> &mut Server<'static, SESSIONS, LINE> {
+    pub fn server_mut(&mut self) -> &mut Server<'static> {
         &mut self.server
     }
 
@@ -74,13 +74,13 @@ impl<const SESSIONS: usize, const LINE: usize> ServerParty<SESSIONS, LINE> {
     }
 }
 
-impl<const SESSIONS: usize, const LINE: usize> Party for ServerParty<SESSIONS, LINE> {
+impl Party for ServerParty {
     fn poll(&mut self, now: Instant) -> Option<Instant> {
         self.server.poll(now, &mut self.iface, &mut self.port)
     }
 }
 
-impl<const SESSIONS: usize, const LINE: usize> fmt::Debug for ServerParty<SESSIONS, LINE> {
+impl fmt::Debug for ServerParty {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerParty")
             .field("server", &self.server)

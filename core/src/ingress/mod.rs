@@ -1,0 +1,31 @@
+//! Every incoming frame, at the device level, before smoltcp takes it in.
+//!
+//! smoltcp hands an incoming segment to the first socket in the set that
+//! accepts it, and keeps no state of its own between a socket and the wire.
+//! What the server must know or decide about a segment before any socket
+//! sees it happens here: [`Ingress`] wraps the caller's `phy::Device` for
+//! one batch of frames, parses each incoming frame that carries a TCP
+//! segment and shows it to a filter, which passes it on or drops it.
+//!
+//! - [`Ingress`] (`device.rs`): the wrapper, a `phy::Device` itself;
+//! - [`Segment`](segment::Segment) (`segment.rs`): the few fields of a TCP
+//!   segment a filter looks at, parsed with smoltcp's wire types;
+//! - [`Filter`](filter::Filter) (`filter.rs`): what a filter is, and its
+//!   verdict on a segment;
+//! - [`HeldConnections`] (`held.rs`): the one filter today, which keeps
+//!   repeated SYNs of connections a socket already holds away from the
+//!   listeners.
+//!
+//! A filter owns its state, in memory the caller lends it, and the server
+//! refreshes that state from its sockets before each batch. More
+//! device-level work (another filter, more fields per segment) fits in
+//! without changing the wrapper.
+
+mod device;
+mod filter;
+mod held;
+mod segment;
+
+pub(crate) use device::Ingress;
+pub(crate) use held::HeldConnections;
+pub(crate) use segment::Connection;
