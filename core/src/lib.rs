@@ -35,6 +35,7 @@ mod ingress;
 
 pub mod client;
 pub mod datagram;
+pub mod listener;
 pub mod reply;
 pub mod reverse;
 pub mod server;

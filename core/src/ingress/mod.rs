@@ -28,4 +28,4 @@ mod segment;
 
 pub(crate) use device::Ingress;
 pub(crate) use held::HeldConnections;
-pub(crate) use segment::Connection;
+pub(crate) use segment::{Connection, Segment};

@@ -1,0 +1,142 @@
+//! The listener as a `phy::Device`: the caller's device for one poll, with
+//! every incoming frame shown to the listener first and waiting SYNs handed
+//! to smoltcp as if they had just arrived.
+
+use smoltcp::phy::{
+    ChecksumCapabilities, Device, DeviceCapabilities, Medium, PacketMeta, RxToken, TxToken,
+};
+use smoltcp::time::Instant;
+
+use super::Listener;
+use super::syn::{MAX_FRAME, Syn};
+
+/// The caller's device for one poll, seen through a [`Listener`]: hand it
+/// to smoltcp's `Interface::poll` (or `poll_ingress_single`) instead of
+/// the device. Made by [`Listener::device`].
+///
+/// Before each frame it reads it writes out the RST of an attempt that
+/// gave way (with [`WhenFull::Reset`](super::WhenFull::Reset)), and while
+/// a socket listens that can take a waiting attempt it delivers that
+/// attempt's SYN instead of reading. Transmission goes straight to the
+/// device.
+#[derive(Debug)]
+pub struct ListenerDevice<'d, 'l, D: Device + ?Sized> {
+    device: &'d mut D,
+    listener: &'d mut Listener<'l>,
+    medium: Medium,
+    checksums: ChecksumCapabilities,
+}
+
+impl<'d, 'l, D: Device + ?Sized> ListenerDevice<'d, 'l, D> {
+    pub(super) fn new(listener: &'d mut Listener<'l>, device: &'d mut D) -> Self {
+        let capabilities = device.capabilities();
+        ListenerDevice {
+            device,
+            listener,
+            medium: capabilities.medium,
+            checksums: capabilities.checksum,
+        }
+    }
+}
+
+impl<'l, D: Device + ?Sized> Device for ListenerDevice<'_, 'l, D> {
+    type RxToken<'a>
+        = ListenerRx<'a, 'l, D::RxToken<'a>>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = D::TxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        if let Some(syn) = self.listener.pending_reset
+            && let Some(tx) = self.device.transmit(timestamp)
+        {
+            self.listener.pending_reset = None;
+            let mut frame = [0; MAX_FRAME];
+            let len = syn.emit_reset(self.medium, &mut frame);
+            tx.consume(len, |buffer| buffer.copy_from_slice(&frame[..len]));
+        }
+        if let Some(index) = self.listener.next_to_hand() {
+            // smoltcp takes a transmit token with every frame; while the
+            // device has none, nothing is read and the attempt waits.
+            let tx = self.device.transmit(timestamp)?;
+            let syn = self.listener.hand(index);
+            let rx = ListenerRx(Rx::Handed {
+                syn,
+                medium: self.medium,
+            });
+            return Some((rx, tx));
+        }
+        let (listener, medium, checksums) = (&mut *self.listener, self.medium, &self.checksums);
+        self.device.receive(timestamp).map(|(inner, tx)| {
+            let rx = ListenerRx(Rx::Frame {
+                inner,
+                listener,
+                medium,
+                checksums,
+            });
+            (rx, tx)
+        })
+    }
+
+    fn transmit(&mut self, timestamp: Instant) -> Option<Self::TxToken<'_>> {
+        self.device.transmit(timestamp)
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.device.capabilities()
+    }
+}
+
+/// A frame for smoltcp: one read from the device, which meets the
+/// listener when smoltcp reads it, or a waiting SYN handed over.
+#[derive(Debug)]
+pub struct ListenerRx<'a, 'l, R>(Rx<'a, 'l, R>);
+
+#[derive(Debug)]
+enum Rx<'a, 'l, R> {
+    Frame {
+        inner: R,
+        listener: &'a mut Listener<'l>,
+        medium: Medium,
+        checksums: &'a ChecksumCapabilities,
+    },
+    Handed {
+        syn: Syn,
+        medium: Medium,
+    },
+}
+
+impl<R: RxToken> RxToken for ListenerRx<'_, '_, R> {
+    fn consume<T, F: FnOnce(&[u8]) -> T>(self, f: F) -> T {
+        match self.0 {
+            Rx::Frame {
+                inner,
+                listener,
+                medium,
+                checksums,
+            } => inner.consume(|frame| {
+                if listener.inspect(medium, checksums, frame) {
+                    f(frame)
+                } else {
+                    // smoltcp drops an empty frame as malformed.
+                    f(&[])
+                }
+            }),
+            Rx::Handed { syn, medium } => {
+                let mut frame = [0; MAX_FRAME];
+                let len = syn.emit(medium, &mut frame);
+                f(&frame[..len])
+            }
+        }
+    }
+
+    fn meta(&self) -> PacketMeta {
+        match &self.0 {
+            Rx::Frame { inner, .. } => inner.meta(),
+            Rx::Handed { .. } => PacketMeta::default(),
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! A SYN kept for later: read from a frame with smoltcp's wire types,
+//! checksums checked as the device asks, and written back as a frame when
+//! a socket listens (or answered with a RST when it gives way).
+//!
+//! Only what smoltcp reads of a SYN is kept: addresses, ports, the initial
+//! sequence number, the window and the options (MSS, window scale, SACK
+//! permitted, timestamp). A payload on a SYN is dropped; the client sends
+//! it again once the handshake is done.
+
+use smoltcp::phy::{ChecksumCapabilities, Medium};
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpEndpoint,
+    IpProtocol, IpRepr, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+    TcpTimestampRepr,
+};
+
+use crate::ingress::Connection;
+
+/// Bytes of an Ethernet header.
+const ETHERNET_HEADER: usize = 14;
+/// The longest IP header we write (IPv6; IPv4 without options is 20).
+const IP_HEADER: usize = 40;
+/// The longest TCP header (data offset 15).
+const TCP_HEADER: usize = 60;
+/// The longest frame a kept SYN or its RST becomes.
+pub(super) const MAX_FRAME: usize = ETHERNET_HEADER + IP_HEADER + TCP_HEADER;
+/// Hop limit of the frames written back: smoltcp does not look at it.
+const HOP_LIMIT: u8 = 64;
+
+/// A connection request, as much of it as smoltcp reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Syn {
+    /// The client.
+    pub(crate) peer: IpEndpoint,
+    /// The address and port it asked for.
+    pub(crate) local: IpEndpoint,
+    /// Source and destination hardware address, on an Ethernet medium.
+    link: Option<(EthernetAddress, EthernetAddress)>,
+    seq: TcpSeqNumber,
+    window: u16,
+    window_scale: Option<u8>,
+    max_seg_size: Option<u16>,
+    sack_permitted: bool,
+    timestamp: Option<TcpTimestampRepr>,
+}
+
+impl Syn {
+    /// An unused table entry, all zero bytes.
+    pub(super) const NONE: Syn = Syn {
+        peer: Connection::NONE.peer,
+        local: Connection::NONE.peer,
+        link: None,
+        seq: TcpSeqNumber(0),
+        window: 0,
+        window_scale: None,
+        max_seg_size: None,
+        sack_permitted: false,
+        timestamp: None,
+    };
+
+    /// The connection request `frame` carries, if it is one (a SYN without
+    /// ACK in a whole IPv4 or IPv6 packet), with its checksums checked as
+    /// `checksums` says for received frames.
+    pub(super) fn parse(
+        medium: Medium,
+        frame: &[u8],
+        checksums: &ChecksumCapabilities,
+    ) -> Option<Syn> {
+        let (link, packet) = match medium {
+            Medium::Ethernet => {
+                let ethernet = EthernetFrame::new_checked(frame).ok()?;
+                let link = (ethernet.src_addr(), ethernet.dst_addr());
+                (Some(link), &frame[ETHERNET_HEADER..])
+            }
+            Medium::Ip => (None, frame),
+            #[allow(unreachable_patterns)]
+            _ => return None,
+        };
+        let (source, destination, segment) = match packet.first()? >> 4 {
+            4 => {
+                let ip = Ipv4Packet::new_checked(packet).ok()?;
+                let repr = Ipv4Repr::parse(&ip, checksums).ok()?;
+                if repr.next_header != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
+                    return None;
+                }
+                (repr.src_addr.into(), repr.dst_addr.into(), ip.payload())
+            }
+            #[cfg(feature = "ipv6")]
+            6 => {
+                let ip = smoltcp::wire::Ipv6Packet::new_checked(packet).ok()?;
+                if ip.next_header() != IpProtocol::Tcp {
+                    return None;
+                }
+                (ip.src_addr().into(), ip.dst_addr().into(), ip.payload())
+            }
+            _ => return None,
+        };
+        let tcp = TcpPacket::new_checked(segment).ok()?;
+        let repr = TcpRepr::parse(&tcp, &source, &destination, checksums).ok()?;
+        if repr.control != TcpControl::Syn || repr.ack_number.is_some() {
+            return None;
+        }
+        Some(Syn {
+            peer: IpEndpoint::new(source, repr.src_port),
+            local: IpEndpoint::new(destination, repr.dst_port),
+            link,
+            seq: repr.seq_number,
+            window: repr.window_len,
+            window_scale: repr.window_scale,
+            max_seg_size: repr.max_seg_size,
+            sack_permitted: repr.sack_permitted,
+            timestamp: repr.timestamp,
+        })
+    }
+
+    /// Its connection, as the server's sockets see it.
+    pub(crate) const fn connection(&self) -> Connection {
+        Connection {
+            peer: self.peer,
+            port: self.local.port,
+        }
+    }
+
+    /// Writes the SYN as a frame into `buffer` ([`MAX_FRAME`] is always
+    /// enough); returns its length.
+    pub(super) fn emit(&self, medium: Medium, buffer: &mut [u8]) -> usize {
+        let tcp = TcpRepr {
+            src_port: self.peer.port,
+            dst_port: self.local.port,
+            control: TcpControl::Syn,
+            seq_number: self.seq,
+            ack_number: None,
+            window_len: self.window,
+            window_scale: self.window_scale,
+            max_seg_size: self.max_seg_size,
+            sack_permitted: self.sack_permitted,
+            sack_ranges: [None; 3],
+            timestamp: self.timestamp,
+            payload: &[],
+        };
+        write_frame(
+            medium,
+            self.link,
+            self.peer.addr,
+            self.local.addr,
+            &tcp,
+            buffer,
+        )
+    }
+
+    /// Writes the RST that refuses this SYN, as smoltcp would answer it
+    /// with no socket listening, into `buffer`; returns its length.
+    pub(super) fn emit_reset(&self, medium: Medium, buffer: &mut [u8]) -> usize {
+        let tcp = TcpRepr {
+            src_port: self.local.port,
+            dst_port: self.peer.port,
+            control: TcpControl::Rst,
+            seq_number: TcpSeqNumber(0),
+            ack_number: Some(self.seq + 1),
+            window_len: 0,
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: &[],
+        };
+        let link = self.link.map(|(source, destination)| (destination, source));
+        write_frame(medium, link, self.local.addr, self.peer.addr, &tcp, buffer)
+    }
+}
+
+/// Writes `tcp` from `source` to `destination`, behind an Ethernet header
+/// on that medium, with every checksum filled in.
+fn write_frame(
+    medium: Medium,
+    link: Option<(EthernetAddress, EthernetAddress)>,
+    source: IpAddress,
+    destination: IpAddress,
+    tcp: &TcpRepr,
+    buffer: &mut [u8],
+) -> usize {
+    let checksums = ChecksumCapabilities::default();
+    let ip = IpRepr::new(
+        source,
+        destination,
+        IpProtocol::Tcp,
+        tcp.buffer_len(),
+        HOP_LIMIT,
+    );
+    let (header, packet) = match (medium, link) {
+        (Medium::Ethernet, Some((src_addr, dst_addr))) => {
+            let ethertype = match ip {
+                #[cfg(feature = "ipv6")]
+                IpRepr::Ipv6(_) => EthernetProtocol::Ipv6,
+                IpRepr::Ipv4(_) => EthernetProtocol::Ipv4,
+            };
+            let ethernet = EthernetRepr {
+                src_addr,
+                dst_addr,
+                ethertype,
+            };
+            ethernet.emit(&mut EthernetFrame::new_unchecked(&mut buffer[..]));
+            (ETHERNET_HEADER, &mut buffer[ETHERNET_HEADER..])
+        }
+        _ => (0, &mut buffer[..]),
+    };
+    let ip_header = ip.header_len();
+    ip.emit(&mut packet[..ip.buffer_len()], &checksums);
+    tcp.emit(
+        &mut TcpPacket::new_unchecked(&mut packet[ip_header..ip.buffer_len()]),
+        &source,
+        &destination,
+        &checksums,
+    );
+    header + ip.buffer_len()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use smoltcp::phy::Checksum;
+    use smoltcp::wire::Ipv4Address;
+
+    pub(crate) const CLIENT: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
+    pub(crate) const SERVER: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
+    pub(crate) const CLIENT_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+    pub(crate) const SERVER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+
+    /// A SYN from `client:port` to SERVER:8888 with the options Linux sends.
+    pub(crate) fn syn_from(client: Ipv4Address, port: u16) -> Syn {
+        Syn {
+            peer: IpEndpoint::new(client.into(), port),
+            local: IpEndpoint::new(SERVER.into(), 8888),
+            link: Some((CLIENT_MAC, SERVER_MAC)),
+            seq: TcpSeqNumber(0x1234_5678),
+            window: 64240,
+            window_scale: Some(7),
+            max_seg_size: Some(1460),
+            sack_permitted: true,
+            timestamp: Some(TcpTimestampRepr::new(99, 0)),
+        }
+    }
+
+    /// The Ethernet frame of `syn`.
+    pub(crate) fn frame(syn: &Syn) -> Vec<u8> {
+        let mut buffer = [0; MAX_FRAME];
+        let len = syn.emit(Medium::Ethernet, &mut buffer);
+        buffer[..len].to_vec()
+    }
+
+    #[test]
+    fn a_syn_survives_being_written_and_read_again() {
+        let syn = syn_from(CLIENT, 40000);
+        let checksums = ChecksumCapabilities::default();
+        assert_eq!(
+            Syn::parse(Medium::Ethernet, &frame(&syn), &checksums),
+            Some(syn)
+        );
+        let mut buffer = [0; MAX_FRAME];
+        let ip = Syn { link: None, ..syn };
+        let len = ip.emit(Medium::Ip, &mut buffer);
+        assert_eq!(Syn::parse(Medium::Ip, &buffer[..len], &checksums), Some(ip));
+    }
+
+    #[cfg(feature = "ipv6")]
+    #[test]
+    fn an_ipv6_syn_survives_being_written_and_read_again() {
+        let mut syn = syn_from(CLIENT, 40000);
+        syn.peer.addr = IpAddress::v6(0xfdaa, 0, 0, 0, 0, 0, 0, 0x100);
+        syn.local.addr = IpAddress::v6(0xfdaa, 0, 0, 0, 0, 0, 0, 1);
+        let checksums = ChecksumCapabilities::default();
+        assert_eq!(
+            Syn::parse(Medium::Ethernet, &frame(&syn), &checksums),
+            Some(syn)
+        );
+    }
+
+    #[test]
+    fn a_corrupt_syn_is_not_kept_unless_the_device_checked_it_already() {
+        let mut bytes = frame(&syn_from(CLIENT, 40000));
+        // A bit of the sequence number: the TCP checksum no longer holds.
+        bytes[ETHERNET_HEADER + 20 + 4] ^= 0x40;
+        assert_eq!(
+            Syn::parse(Medium::Ethernet, &bytes, &ChecksumCapabilities::default()),
+            None
+        );
+        let mut offloaded = ChecksumCapabilities::default();
+        offloaded.tcp = Checksum::Tx;
+        assert!(Syn::parse(Medium::Ethernet, &bytes, &offloaded).is_some());
+    }
+
+    #[test]
+    fn segments_other_than_a_bare_syn_are_not_connection_requests() {
+        let syn = syn_from(CLIENT, 40000);
+        let mut bytes = frame(&syn);
+        // The TCP flags byte: SYN and ACK.
+        let flags = ETHERNET_HEADER + 20 + 13;
+        bytes[flags] |= 0x10;
+        let checksums = ChecksumCapabilities::ignored();
+        assert_eq!(Syn::parse(Medium::Ethernet, &bytes, &checksums), None);
+        assert_eq!(Syn::parse(Medium::Ethernet, &[0; 10], &checksums), None);
+    }
+
+    #[test]
+    fn the_reset_answers_the_syn_from_the_servers_side() {
+        let syn = syn_from(CLIENT, 40000);
+        let mut buffer = [0; MAX_FRAME];
+        let len = syn.emit_reset(Medium::Ethernet, &mut buffer);
+        let ethernet = EthernetFrame::new_checked(&buffer[..len]).unwrap();
+        assert_eq!(
+            (ethernet.src_addr(), ethernet.dst_addr()),
+            (SERVER_MAC, CLIENT_MAC)
+        );
+        let ip = Ipv4Packet::new_checked(ethernet.payload()).unwrap();
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (SERVER, CLIENT));
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(tcp.rst() && tcp.ack() && !tcp.syn());
+        assert_eq!(tcp.ack_number(), TcpSeqNumber(0x1234_5679));
+        assert_eq!((tcp.src_port(), tcp.dst_port()), (8888, 40000));
+        assert!(tcp.verify_checksum(&SERVER.into(), &CLIENT.into()));
+    }
+}
