@@ -4,6 +4,7 @@ use core::fmt;
 
 use smoltcp::time::Duration;
 
+use crate::listener::ListenerConfig;
 use crate::session::{self, SessionConfig};
 
 /// How the server listens and behaves.
@@ -45,6 +46,11 @@ pub struct ServerConfig {
     /// from the resources' spare sockets, which must keep at least one for
     /// a busy socket. Default 0.
     pub caller_sockets: usize,
+    /// How connections are admitted while every session is taken: the
+    /// admission wait before `ERR busy`, the grace of unproven half-open
+    /// handshakes, and what a full backlog does (see [`crate::listener`]).
+    /// The backlog's size is part of the resources' [`Capacity`](super::Capacity).
+    pub listener: ListenerConfig,
 }
 
 /// The port the seed's `thread_server` uses.
@@ -68,6 +74,7 @@ impl ServerConfig {
             tcp_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(30),
             caller_sockets: 0,
+            listener: ListenerConfig::new(),
         }
     }
 
@@ -151,6 +158,22 @@ impl ServerConfig {
             caller_sockets: count,
             ..self
         }
+    }
+
+    /// With `listener` for admitting connections.
+    ///
+    /// ```
+    /// use reversal_core::ServerConfig;
+    /// use reversal_core::listener::ListenerConfig;
+    /// use smoltcp::time::Duration;
+    ///
+    /// let admission = ListenerConfig::new().with_admission_wait(Duration::from_millis(200));
+    /// let config = ServerConfig::new(3, 512).with_listener(admission);
+    /// assert_eq!(config.listener.admission_wait, Duration::from_millis(200));
+    /// ```
+    #[must_use]
+    pub const fn with_listener(self, listener: ListenerConfig) -> Self {
+        ServerConfig { listener, ..self }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use core::fmt;
 
+use crate::listener::ListenerCounts;
 use crate::reply::ErrorCode;
 use crate::session::SessionStats;
 
@@ -47,6 +48,9 @@ pub struct Counters {
     pub udp_datagrams: u64,
     /// UDP datagrams not answered (an error larger than the datagram, or no route).
     pub udp_dropped: u64,
+    /// What the listen backlog did: connections that waited for a session,
+    /// attempts that gave way, half-open handshakes reclaimed.
+    pub backlog: ListenerCounts,
 }
 
 impl ErrorCounts {
@@ -76,7 +80,7 @@ impl fmt::Display for Counters {
         let e = &self.errors;
         write!(
             f,
-            "connections {}, lines {}, bytes in {}, bytes out {}, errors too-long {} utf8 {} busy {} idle-timeout {}, udp datagrams {} dropped {}",
+            "connections {}, lines {}, bytes in {}, bytes out {}, errors too-long {} utf8 {} busy {} idle-timeout {}, udp datagrams {} dropped {}, backlog {}",
             self.connections,
             self.lines,
             self.bytes_in,
@@ -86,7 +90,8 @@ impl fmt::Display for Counters {
             e.busy,
             e.idle_timeout,
             self.udp_datagrams,
-            self.udp_dropped
+            self.udp_dropped,
+            self.backlog
         )
     }
 }

@@ -12,7 +12,13 @@
 //! and their [`Capacity`], the session slots and their phases (`tcp`), the
 //! busy sockets (`busy`), UDP (`udp`), how a TCP socket is made and put
 //! back to listening (`socket`), taking frames in through the ingress
-//! filters (`receive`); this file is the poll loop that runs them in turn.
+//! filters and the listen backlog (`receive`); this file is the poll loop
+//! that runs them in turn.
+//!
+//! Connections that come while every session is taken wait in the listen
+//! backlog (a [`Listener`](crate::listener::Listener)) for the configured
+//! admission wait: a session that frees in time takes the connection, and
+//! otherwise a busy socket answers it with `ERR busy` and a FIN.
 
 mod busy;
 mod caller_sockets;
@@ -36,13 +42,16 @@ use smoltcp::time::{Duration, Instant};
 
 use crate::fmt::net_info;
 use crate::ingress::HeldConnections;
+use crate::listener::{Listener, Role};
 
 pub use busy::BUSY_SOCKETS;
 pub use config::{ConfigError, DEFAULT_PORT, ServerConfig};
 pub use counters::{Counters, ErrorCounts};
 #[cfg(feature = "alloc")]
 pub use resources::HeapResources;
-pub use resources::{Capacity, ServerResources, StaticResources};
+pub use resources::{
+    Capacity, DEFAULT_BACKLOG, DEFAULT_KNOWN_PEERS, ServerResources, StaticResources,
+};
 pub use udp::UDP_PACKETS;
 
 use busy::{BUSY_RX, BUSY_TX, BusySockets};
@@ -85,6 +94,10 @@ pub struct Server<'a> {
     scratch: &'a mut [u8],
     /// Connections the sockets hold, refreshed before each batch of frames.
     held: HeldConnections<'a>,
+    /// The listen backlog, in front of smoltcp's ingress.
+    listener: Listener<'a>,
+    /// Which TCP sockets serve and which refuse, for the listener.
+    roles: Roles,
     /// Counters of finished sessions plus server-level events.
     totals: Counters,
     shutting_down: bool,
@@ -140,6 +153,7 @@ impl<'a> Server<'a> {
             sockets,
             slots,
             held,
+            listener,
             udp_rx_meta,
             udp_tx_meta,
             buffers: bytes,
@@ -169,6 +183,10 @@ impl<'a> Server<'a> {
             config.session.max_line,
             config.session.mode
         );
+        let roles = Roles {
+            last_session: sessions.handles().last(),
+            busy: busy.handles().collect(),
+        };
         Ok(Server {
             config,
             capacity,
@@ -178,6 +196,8 @@ impl<'a> Server<'a> {
             udp,
             scratch: bytes.scratch,
             held: HeldConnections::new(held),
+            listener: Listener::new(config.port, config.listener, listener),
+            roles,
             totals: Counters::default(),
             shutting_down: false,
         })
@@ -227,6 +247,7 @@ impl<'a> Server<'a> {
                 &mut self.sockets,
                 tcp_sockets,
                 &mut self.held,
+                (&mut self.listener, &self.roles),
             );
             // Answer before transmitting, so the ACK of a line rides on its
             // reply: one frame per request instead of two.
@@ -278,6 +299,7 @@ impl<'a> Server<'a> {
         }
         self.shutting_down = true;
         net_info!("shutting down: no new connections");
+        self.listener.close();
         self.sessions.shutdown(&mut self.sockets);
         self.busy.shutdown(&mut self.sockets);
         if let Some(udp) = &self.udp {
@@ -317,6 +339,7 @@ impl<'a> Server<'a> {
         for session in self.sessions.open() {
             counters.add_session(&session.stats());
         }
+        counters.backlog = self.listener.counts();
         counters
     }
 
@@ -329,10 +352,23 @@ impl<'a> Server<'a> {
             .chain(udp)
     }
 
+    /// Connections waiting in the listen backlog now.
+    ///
+    /// ```
+    /// # use reversal_core::{Server, ServerConfig, StaticResources};
+    /// # let mut resources = StaticResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// let server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
+    /// assert_eq!(server.waiting(), 0);
+    /// ```
+    pub const fn waiting(&self) -> usize {
+        self.listener.waiting()
+    }
+
     fn next_deadline(&mut self, now: Instant, iface: &mut Interface) -> Option<Instant> {
         [
             self.sessions.deadline(&self.config),
             self.busy.deadline(),
+            self.listener.poll_at(),
             iface.poll_at(now, &self.sockets),
         ]
         .into_iter()
@@ -356,6 +392,27 @@ impl<'a> Server<'a> {
             moved |= udp.service(&mut self.sockets, &mut cx);
         }
         moved
+    }
+}
+
+/// The role of each of the server's TCP sockets, for the listener.
+#[derive(Debug)]
+struct Roles {
+    /// Session sockets come first in the set, up to this one.
+    last_session: Option<SocketHandle>,
+    busy: heapless::Vec<SocketHandle, BUSY_SOCKETS>,
+}
+
+impl Roles {
+    /// What `handle` does, if it is one of the server's TCP sockets.
+    fn of(&self, handle: SocketHandle) -> Option<Role> {
+        if self.busy.contains(&handle) {
+            Some(Role::Refuse)
+        } else if self.last_session.is_some_and(|last| handle <= last) {
+            Some(Role::Serve)
+        } else {
+            None
+        }
     }
 }
 

@@ -1,19 +1,24 @@
 //! Taking frames in: the ingress filter's table of held connections,
-//! refreshed from the sockets, then smoltcp's ingress through [`Ingress`].
+//! refreshed from the sockets, the listen backlog told what the sockets
+//! do, then smoltcp's ingress through both ([`Ingress`], then the
+//! [`Listener`]'s device).
 
 use smoltcp::iface::{Interface, PollIngressSingleResult, SocketHandle, SocketSet};
 use smoltcp::phy::Device;
-use smoltcp::socket::tcp;
+use smoltcp::socket::{AnySocket, tcp};
 use smoltcp::time::Instant;
 
+use super::Roles;
 use crate::ingress::{Connection, HeldConnections, Ingress};
+use crate::listener::Listener;
 
 /// Frames taken in per round, so a flood cannot keep the answers waiting.
 const MAX_INGRESS: usize = 64;
 
 /// Lets smoltcp take in up to [`MAX_INGRESS`] frames, with repeated SYNs of
 /// connections the TCP sockets (`tcp_sockets`) already hold kept from the
-/// listeners (see [`crate::ingress`]). True if more frames may be waiting.
+/// listeners (see [`crate::ingress`]) and connections no socket can take
+/// yet kept in the listen backlog. True if more frames may be waiting.
 pub(super) fn receive<D: Device + ?Sized>(
     now: Instant,
     iface: &mut Interface,
@@ -21,6 +26,7 @@ pub(super) fn receive<D: Device + ?Sized>(
     sockets: &mut SocketSet<'_>,
     tcp_sockets: impl Iterator<Item = SocketHandle>,
     held: &mut HeldConnections<'_>,
+    (listener, roles): (&mut Listener<'_>, &Roles),
 ) -> bool {
     held.clear();
     for handle in tcp_sockets {
@@ -28,8 +34,10 @@ pub(super) fn receive<D: Device + ?Sized>(
             held.hold(connection);
         }
     }
+    update_listener(now, sockets, listener, roles);
     iface.poll_maintenance(now);
     let mut device = Ingress::new(device, held);
+    let mut device = listener.device(&mut device);
     for _ in 0..MAX_INGRESS {
         let frame = iface.poll_ingress_single(now, &mut device, sockets);
         if frame == PollIngressSingleResult::None {
@@ -37,6 +45,39 @@ pub(super) fn receive<D: Device + ?Sized>(
         }
     }
     true
+}
+
+/// Shows the listener the server's TCP sockets, sessions first, and gives
+/// each socket whose half-open handshake gave way a fresh slot: smoltcp
+/// keeps a socket's wait for an unanswered ARP in the set, where it would
+/// hold the next SYN-ACK back for up to a second (see
+/// [`Listener::reclaimed`]). Nothing before these sockets is ever removed
+/// from the set, so each gets its handle back.
+fn update_listener(
+    now: Instant,
+    sockets: &mut SocketSet<'_>,
+    listener: &mut Listener<'_>,
+    roles: &Roles,
+) {
+    let shown = sockets.iter_mut().filter_map(|(handle, socket)| {
+        let role = roles.of(handle)?;
+        Some((role, tcp::Socket::downcast_mut(socket)?))
+    });
+    listener.update(now, shown);
+    for index in listener.reclaimed() {
+        let handle = sockets
+            .iter()
+            .filter(|(handle, socket)| {
+                roles.of(*handle).is_some() && tcp::Socket::downcast(socket).is_some()
+            })
+            .nth(index)
+            .map(|(handle, _)| handle);
+        if let Some(handle) = handle {
+            let socket = sockets.remove(handle);
+            let again = sockets.add(socket);
+            debug_assert_eq!(again, handle, "a slot before the server's sockets was free");
+        }
+    }
 }
 
 /// The connection a socket holds: from the first SYN until it is over.

@@ -43,6 +43,14 @@ use super::deferred::Deferred;
 use super::tcp::Slot;
 use super::udp::UDP_PACKETS;
 use crate::ingress::Connection;
+use crate::listener::{Attempt, KnownPeer, ListenerMemory, ListenerStorage, TrackedSocket};
+
+/// Connection attempts the listen backlog holds unless the resources say
+/// otherwise: enough for a burst of clients several times a board's
+/// sessions. A host sizes it from its settings.
+pub const DEFAULT_BACKLOG: usize = 16;
+/// Proven peers remembered unless the resources say otherwise.
+pub const DEFAULT_KNOWN_PEERS: usize = 8;
 
 /// How much a server holds: its sizes, chosen at run time.
 ///
@@ -75,6 +83,14 @@ pub struct Capacity {
     pub tx_buffer: usize,
     /// Each session's line buffer: the largest `max_line`.
     pub line_buffer: usize,
+    /// Connection attempts the listen backlog holds while no session can
+    /// take them (see [`crate::listener`]): each costs about 100 bytes
+    /// (64 without IPv6). Default [`DEFAULT_BACKLOG`].
+    pub backlog: usize,
+    /// Peers that proved themselves (by ARP or a completed handshake),
+    /// remembered so that their connections go first under a flood of
+    /// forged SYNs. Default [`DEFAULT_KNOWN_PEERS`].
+    pub known_peers: usize,
 }
 
 impl Capacity {
@@ -94,6 +110,8 @@ impl Capacity {
             rx_buffer: socket_buffer,
             tx_buffer: socket_buffer,
             line_buffer,
+            backlog: DEFAULT_BACKLOG,
+            known_peers: DEFAULT_KNOWN_PEERS,
         }
     }
 
@@ -139,6 +157,34 @@ impl Capacity {
         }
     }
 
+    /// With a listen backlog of `attempts` instead.
+    ///
+    /// ```
+    /// let capacity = reversal_core::Capacity::new(64, 16 * 1024, 1024).with_backlog(256);
+    /// assert_eq!(capacity.backlog, 256);
+    /// ```
+    #[must_use]
+    pub const fn with_backlog(self, attempts: usize) -> Self {
+        Capacity {
+            backlog: attempts,
+            ..self
+        }
+    }
+
+    /// With room for `peers` proven peers instead.
+    ///
+    /// ```
+    /// let capacity = reversal_core::Capacity::new(3, 1024, 512).with_known_peers(4);
+    /// assert_eq!(capacity.known_peers, 4);
+    /// ```
+    #[must_use]
+    pub const fn with_known_peers(self, peers: usize) -> Self {
+        Capacity {
+            known_peers: peers,
+            ..self
+        }
+    }
+
     /// The socket slots: one per session, the spare ones and the UDP socket's.
     ///
     /// ```
@@ -174,6 +220,15 @@ impl Capacity {
             + self.sockets() * (size_of::<SocketStorage<'static>>() + size_of::<Connection>())
             + self.sessions * size_of::<Deferred<Slot<'static>>>()
             + 2 * UDP_PACKETS * size_of::<PacketMetadata>()
+            + self.listener_bytes()
+    }
+
+    /// Bytes of the listener's tables: the backlog, the proven peers, and
+    /// one entry per socket.
+    const fn listener_bytes(&self) -> usize {
+        self.backlog * size_of::<Attempt>()
+            + self.known_peers * size_of::<KnownPeer>()
+            + self.sockets() * size_of::<TrackedSocket>()
     }
 }
 
@@ -188,6 +243,8 @@ pub struct ServerResources<'a> {
     pub(super) slots: &'a mut [Deferred<Slot<'a>>],
     /// One entry per socket, for the ingress filter.
     pub(super) held: &'a mut [Connection],
+    /// The listen backlog's tables.
+    pub(super) listener: ListenerMemory<'a>,
     pub(super) udp_rx_meta: &'a mut [PacketMetadata],
     pub(super) udp_tx_meta: &'a mut [PacketMetadata],
     pub(super) buffers: Buffers<'a>,
@@ -239,7 +296,10 @@ pub(super) fn pieces(mut bytes: &mut [u8], size: usize) -> impl Iterator<Item = 
 ///   busy sockets;
 /// - `RX`, `TX`: each session's TCP receive and send buffer (also the UDP
 ///   buffers); `TX` must hold the largest reply (`max_line + 2`, at least 64);
-/// - `LINE`: each session's line buffer, the largest `max_line`.
+/// - `LINE`: each session's line buffer, the largest `max_line`;
+/// - `BACKLOG` (default [`DEFAULT_BACKLOG`]): connection attempts the
+///   listen backlog holds;
+/// - `PEERS` (default [`DEFAULT_KNOWN_PEERS`]): proven peers remembered.
 ///
 /// (Stable Rust cannot size an array by `SESSIONS + SPARE + 1`, hence
 /// `SOCKETS`.) RAM is about `SESSIONS * (RX + TX + LINE) + 2 * (RX + TX)`
@@ -267,6 +327,8 @@ pub struct StaticResources<
     const RX: usize,
     const TX: usize,
     const LINE: usize,
+    const BACKLOG: usize = DEFAULT_BACKLOG,
+    const PEERS: usize = DEFAULT_KNOWN_PEERS,
 > {
     sockets: Deferred<[SocketStorage<'a>; SOCKETS]>,
     slots: [Deferred<Slot<'a>>; SESSIONS],
@@ -281,6 +343,7 @@ pub struct StaticResources<
     udp_tx: [u8; TX],
     busy_rx: [[u8; BUSY_RX]; BUSY_SOCKETS],
     busy_tx: [[u8; BUSY_TX]; BUSY_SOCKETS],
+    listener: ListenerStorage<BACKLOG, PEERS, SOCKETS>,
 }
 
 impl<
@@ -289,12 +352,16 @@ impl<
     const RX: usize,
     const TX: usize,
     const LINE: usize,
-> StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE>
+    const BACKLOG: usize,
+    const PEERS: usize,
+> StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS>
 {
     /// The capacity of these resources.
     const CAPACITY: Capacity = Capacity::new(SESSIONS, RX, LINE)
         .with_tx_buffer(TX)
-        .with_spare_sockets(SOCKETS.saturating_sub(SESSIONS + 1));
+        .with_spare_sockets(SOCKETS.saturating_sub(SESSIONS + 1))
+        .with_backlog(BACKLOG)
+        .with_known_peers(PEERS);
 
     /// Empty resources, all zero bytes, usable in a `static`.
     ///
@@ -328,6 +395,7 @@ impl<
             udp_tx: [0; TX],
             busy_rx: [[0; BUSY_RX]; BUSY_SOCKETS],
             busy_tx: [[0; BUSY_TX]; BUSY_SOCKETS],
+            listener: ListenerStorage::new(),
         }
     }
 
@@ -348,7 +416,9 @@ impl<
     const RX: usize,
     const TX: usize,
     const LINE: usize,
-> Default for StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE>
+    const BACKLOG: usize,
+    const PEERS: usize,
+> Default for StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS>
 {
     fn default() -> Self {
         Self::new()
@@ -361,7 +431,9 @@ impl<
     const RX: usize,
     const TX: usize,
     const LINE: usize,
-> fmt::Debug for StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE>
+    const BACKLOG: usize,
+    const PEERS: usize,
+> fmt::Debug for StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS>
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StaticResources")
@@ -377,9 +449,14 @@ impl<
     const RX: usize,
     const TX: usize,
     const LINE: usize,
-> From<&'a mut StaticResources<'a, SESSIONS, SOCKETS, RX, TX, LINE>> for ServerResources<'a>
+    const BACKLOG: usize,
+    const PEERS: usize,
+> From<&'a mut StaticResources<'a, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS>>
+    for ServerResources<'a>
 {
-    fn from(resources: &'a mut StaticResources<'a, SESSIONS, SOCKETS, RX, TX, LINE>) -> Self {
+    fn from(
+        resources: &'a mut StaticResources<'a, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS>,
+    ) -> Self {
         let StaticResources {
             sockets,
             slots,
@@ -394,16 +471,18 @@ impl<
             udp_tx,
             busy_rx,
             busy_tx,
+            listener,
         } = resources;
         for meta in [&mut *udp_rx_meta, &mut *udp_tx_meta] {
             meta.clear();
             while meta.push(PacketMetadata::EMPTY).is_ok() {}
         }
         ServerResources {
-            capacity: StaticResources::<SESSIONS, SOCKETS, RX, TX, LINE>::CAPACITY,
+            capacity: StaticResources::<SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS>::CAPACITY,
             sockets: sockets.insert([SocketStorage::EMPTY; SOCKETS]),
             slots,
             held,
+            listener: listener.into(),
             udp_rx_meta,
             udp_tx_meta,
             buffers: Buffers {
@@ -433,6 +512,7 @@ mod heap {
     use smoltcp::socket::udp::PacketMetadata;
 
     use super::{Buffers, Capacity, Connection, Deferred, ServerResources, Slot, UDP_PACKETS};
+    use crate::listener::{Attempt, KnownPeer, ListenerMemory, TrackedSocket};
     use crate::server::busy::{BUSY_RX, BUSY_TX};
 
     /// A server's memory on the heap, exactly as large as a [`Capacity`]
@@ -456,6 +536,9 @@ mod heap {
         held: Vec<Connection>,
         udp_meta: Vec<PacketMetadata>,
         bytes: Vec<u8>,
+        backlog: Vec<Attempt>,
+        peers: Vec<KnownPeer>,
+        tracked: Vec<TrackedSocket>,
     }
 
     impl HeapResources<'_> {
@@ -474,6 +557,9 @@ mod heap {
                 held: alloc::vec![Connection::NONE; capacity.sockets()],
                 udp_meta: alloc::vec![PacketMetadata::EMPTY; 2 * UDP_PACKETS],
                 bytes: alloc::vec![0; capacity.buffer_bytes()],
+                backlog: alloc::vec![Attempt::EMPTY; capacity.backlog],
+                peers: alloc::vec![KnownPeer::EMPTY; capacity.known_peers],
+                tracked: alloc::vec![TrackedSocket::EMPTY; capacity.sockets()],
             }
         }
 
@@ -515,6 +601,11 @@ mod heap {
                 sockets: &mut resources.sockets,
                 slots: &mut resources.slots,
                 held: &mut resources.held,
+                listener: ListenerMemory::new(
+                    &mut resources.backlog,
+                    &mut resources.peers,
+                    &mut resources.tracked,
+                ),
                 udp_rx_meta,
                 udp_tx_meta,
                 buffers: Buffers {
