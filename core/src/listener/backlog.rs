@@ -145,11 +145,12 @@ impl<'a> Backlog<'a> {
         }
     }
 
-    /// Whether some attempt has waited `wait` by `now`.
-    pub(super) fn any_waited(&self, now: Instant, wait: Duration) -> bool {
+    /// Whether an attempt of a proven peer waits that has waited `wait` by
+    /// `now`.
+    pub(super) fn proven_waited(&self, now: Instant, wait: Duration) -> bool {
         self.waiting()
             .iter()
-            .any(|attempt| attempt.arrived + wait <= now)
+            .any(|attempt| attempt.proven && attempt.arrived + wait <= now)
     }
 
     /// When the next attempt will have waited `wait`, if one has not yet.
@@ -253,11 +254,13 @@ mod tests {
         backlog.push(attempt(2, 300, false)).unwrap();
         let wait = Duration::from_millis(500);
         let now = Instant::from_millis(650);
-        assert!(backlog.any_waited(now, wait));
         assert_eq!(
             backlog.next_to_wait(now, wait),
             Some(Instant::from_millis(800))
         );
-        assert!(!backlog.any_waited(Instant::from_millis(599), wait));
+        assert!(!backlog.proven_waited(now, wait), "nobody proved itself");
+        backlog.prove(CLIENT.into());
+        assert!(backlog.proven_waited(now, wait));
+        assert!(!backlog.proven_waited(Instant::from_millis(599), wait));
     }
 }

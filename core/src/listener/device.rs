@@ -17,8 +17,9 @@ use super::syn::{MAX_FRAME, Syn};
 /// Before each frame it reads it writes out the RST of an attempt that
 /// gave way (with [`WhenFull::Reset`](super::WhenFull::Reset)), and while
 /// a socket listens that can take a waiting attempt it delivers that
-/// attempt's SYN instead of reading. Transmission goes straight to the
-/// device.
+/// attempt's SYN instead of reading (after a proven client's SYN, an ARP
+/// reply from it, so that smoltcp knows where to send the SYN-ACK).
+/// Transmission goes straight to the device.
 #[derive(Debug)]
 pub struct ListenerDevice<'d, 'l, D: Device + ?Sized> {
     device: &'d mut D,
@@ -57,6 +58,14 @@ impl<'l, D: Device + ?Sized> Device for ListenerDevice<'_, 'l, D> {
             let mut frame = [0; MAX_FRAME];
             let len = syn.emit_reset(self.medium, &mut frame);
             tx.consume(len, |buffer| buffer.copy_from_slice(&frame[..len]));
+        }
+        if let Some(syn) = self.listener.pending_neighbour.take() {
+            let mut frame = [0; MAX_FRAME];
+            if let Some(len) = syn.emit_arp(&mut frame) {
+                let tx = self.device.transmit(timestamp)?;
+                let rx = ListenerRx(Rx::Arp { frame, len });
+                return Some((rx, tx));
+            }
         }
         if let Some(index) = self.listener.next_to_hand() {
             // smoltcp takes a transmit token with every frame; while the
@@ -107,6 +116,11 @@ enum Rx<'a, 'l, R> {
         syn: Syn,
         medium: Medium,
     },
+    /// A proven client's neighbour entry, as an ARP reply from it.
+    Arp {
+        frame: [u8; MAX_FRAME],
+        len: usize,
+    },
 }
 
 impl<R: RxToken> RxToken for ListenerRx<'_, '_, R> {
@@ -130,13 +144,14 @@ impl<R: RxToken> RxToken for ListenerRx<'_, '_, R> {
                 let len = syn.emit(medium, &mut frame);
                 f(&frame[..len])
             }
+            Rx::Arp { frame, len } => f(&frame[..len]),
         }
     }
 
     fn meta(&self) -> PacketMeta {
         match &self.0 {
             Rx::Frame { inner, .. } => inner.meta(),
-            Rx::Handed { .. } => PacketMeta::default(),
+            Rx::Handed { .. } | Rx::Arp { .. } => PacketMeta::default(),
         }
     }
 }

@@ -69,7 +69,7 @@
 //! use smoltcp::iface::{Config, Interface, SocketSet};
 //! use smoltcp::phy::{Loopback, Medium};
 //! use smoltcp::socket::tcp;
-//! use smoltcp::time::Instant;
+//! use smoltcp::time::{Duration, Instant};
 //! use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 //!
 //! let mut device = Loopback::new(Medium::Ip);
@@ -136,7 +136,7 @@ use core::fmt;
 
 use smoltcp::phy::{ChecksumCapabilities, Device, Medium};
 use smoltcp::socket::tcp;
-use smoltcp::time::Instant;
+use smoltcp::time::{Duration, Instant};
 
 pub use backlog::Attempt;
 pub use config::{ListenerConfig, WhenFull};
@@ -314,6 +314,9 @@ pub struct Listener<'a> {
     closed: bool,
     /// The SYN of an attempt that gave way, to be answered with a RST.
     pending_reset: Option<Syn>,
+    /// The SYN of a proven peer just handed over or passed, whose
+    /// neighbour entry smoltcp gets next ([`Syn::emit_arp`]).
+    pending_neighbour: Option<Syn>,
     counts: ListenerCounts,
 }
 
@@ -351,6 +354,7 @@ impl<'a> Listener<'a> {
             refusers: 0,
             closed: false,
             pending_reset: None,
+            pending_neighbour: None,
             counts: ListenerCounts::default(),
         }
     }
@@ -455,18 +459,20 @@ impl<'a> Listener<'a> {
             return activity;
         };
         let same = before.connection == connection;
-        let since = if activity == Activity::HalfOpen && same && before.activity == activity {
-            before.since
-        } else {
-            now
-        };
+        let (since, proven) =
+            if activity == Activity::HalfOpen && same && before.activity == activity {
+                (before.since, before.proven)
+            } else {
+                (now, false)
+            };
         if activity == Activity::Held && !(same && before.activity == activity) {
             // A handshake completed: its peer owns its address.
-            self.peers.prove(connection.peer.addr, now);
+            self.peers.prove(connection.peer.addr);
             self.backlog.prove(connection.peer.addr);
         }
         let mut activity = activity;
-        let reclaimed = activity == Activity::HalfOpen && self.gives_way(role, connection, since);
+        let reclaimed =
+            activity == Activity::HalfOpen && !proven && self.gives_way(role, connection, since);
         if reclaimed {
             let endpoint = socket.listen_endpoint();
             socket.abort();
@@ -488,6 +494,7 @@ impl<'a> Listener<'a> {
                 role,
                 since,
                 reclaimed,
+                proven,
             };
         }
         activity
@@ -520,17 +527,19 @@ impl<'a> Listener<'a> {
     }
 
     /// Whether a half-open handshake of `connection`, on a socket of
-    /// `role`, since `since`, gives way now: its peer has not proved
-    /// itself within the grace, and an attempt waits that the socket could
-    /// take.
+    /// `role`, since `since`, gives way now: its peer has not proved itself
+    /// within the grace, and a proven peer's attempt waits that the socket
+    /// could take. (Handing the socket to another unproven attempt would
+    /// help nobody: a real client that cannot prove itself by ARP needs the
+    /// time as much as the one in the socket.)
     fn gives_way(&self, role: Role, connection: Connection, since: Instant) -> bool {
         let config = &self.config;
-        let someone_waits = match role {
-            Role::Serve => !self.backlog.is_empty(),
-            Role::Refuse => self.backlog.any_waited(self.now, config.admission_wait),
+        let wait = match role {
+            Role::Serve => Duration::ZERO,
+            Role::Refuse => config.admission_wait,
         };
-        someone_waits
-            && self.now >= since + config.half_open_grace
+        self.now >= since + config.half_open_grace
+            && self.backlog.proven_waited(self.now, wait)
             && !self.peers.contains(connection.peer.addr)
     }
 
@@ -556,22 +565,27 @@ impl<'a> Listener<'a> {
     /// ```
     pub fn poll_at(&self) -> Option<Instant> {
         let now = self.now;
-        if self.pending_reset.is_some() || self.next_to_hand().is_some() {
+        let pending = self.pending_reset.is_some() || self.pending_neighbour.is_some();
+        if pending || self.next_to_hand().is_some() {
             return Some(now);
         }
         if self.backlog.is_empty() {
             return None;
         }
         let config = &self.config;
-        let waited = self.backlog.any_waited(now, config.admission_wait);
+        let proven_waits = self.backlog.proven_waited(now, Duration::ZERO);
+        let proven_waited = self.backlog.proven_waited(now, config.admission_wait);
         let wait_ends = (self.refusers > 0)
             .then(|| self.backlog.next_to_wait(now, config.admission_wait))
             .flatten();
         let grace_ends = self
             .tracked
             .iter()
-            .filter(|socket| socket.activity == Activity::HalfOpen)
-            .filter(|socket| socket.role == Role::Serve || waited)
+            .filter(|socket| socket.activity == Activity::HalfOpen && !socket.proven)
+            .filter(|socket| match socket.role {
+                Role::Serve => proven_waits,
+                Role::Refuse => proven_waited,
+            })
             .filter(|socket| !self.peers.contains(socket.connection.peer.addr))
             .map(|socket| socket.since + config.half_open_grace)
             .min();
@@ -607,7 +621,7 @@ impl<'a> Listener<'a> {
             return true;
         }
         if let Some(address) = proof(medium, frame) {
-            self.peers.prove(address, self.now);
+            self.peers.prove(address);
             self.backlog.prove(address);
             return true;
         }
@@ -645,7 +659,11 @@ impl<'a> Listener<'a> {
         }
         if self.backlog.is_empty() && self.free.serve > 0 {
             self.free.serve -= 1;
-            self.tracked.claim(Role::Serve, connection, self.now);
+            self.tracked
+                .claim(Role::Serve, connection, proven, self.now);
+            if proven {
+                self.pending_neighbour = Some(syn);
+            }
             return true;
         }
         let attempt = Attempt {
@@ -704,7 +722,12 @@ impl<'a> Listener<'a> {
             self.free.refuse = self.free.refuse.saturating_sub(1);
             Role::Refuse
         };
-        self.tracked.claim(role, attempt.syn.connection(), self.now);
+        let proven = attempt.proven;
+        self.tracked
+            .claim(role, attempt.syn.connection(), proven, self.now);
+        if proven {
+            self.pending_neighbour = Some(attempt.syn);
+        }
         attempt.syn
     }
 }

@@ -8,7 +8,6 @@
 //! when it is full, the peer heard from longest ago is forgotten.
 
 use smoltcp::phy::Medium;
-use smoltcp::time::Instant;
 use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, IpAddress};
 
 use crate::ingress::Connection;
@@ -49,14 +48,16 @@ pub(super) fn proof(medium: Medium, frame: &[u8]) -> Option<IpAddress> {
     }
 }
 
-/// A peer that proved itself, and when it last did.
+/// A peer that proved itself, and how recently it last did.
 ///
 /// The caller lends a table of them ([`ListenerMemory`](super::ListenerMemory));
 /// [`KnownPeer::EMPTY`] fills it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KnownPeer {
     address: IpAddress,
-    seen: Instant,
+    /// When it last proved itself, as a count of proofs: the peer with the
+    /// lowest goes first when the table is full.
+    seen: u64,
 }
 
 impl KnownPeer {
@@ -67,7 +68,7 @@ impl KnownPeer {
     /// ```
     pub const EMPTY: KnownPeer = KnownPeer {
         address: Connection::NONE.peer.addr,
-        seen: Instant::ZERO,
+        seen: 0,
     };
 }
 
@@ -82,11 +83,17 @@ impl Default for KnownPeer {
 pub(super) struct Peers<'a> {
     entries: &'a mut [KnownPeer],
     len: usize,
+    /// Proofs so far.
+    proofs: u64,
 }
 
 impl<'a> Peers<'a> {
     pub(super) fn new(entries: &'a mut [KnownPeer]) -> Self {
-        Peers { entries, len: 0 }
+        Peers {
+            entries,
+            len: 0,
+            proofs: 0,
+        }
     }
 
     /// Whether `address` has proved itself.
@@ -96,14 +103,16 @@ impl<'a> Peers<'a> {
             .any(|peer| peer.address == address)
     }
 
-    /// Notes that `address` proved itself `now`; true if it was new.
-    pub(super) fn prove(&mut self, address: IpAddress, now: Instant) -> bool {
+    /// Notes that `address` proved itself; true if it was new.
+    pub(super) fn prove(&mut self, address: IpAddress) -> bool {
         if !address.is_unicast() {
             return false;
         }
+        self.proofs += 1;
+        let seen = self.proofs;
         let known = &mut self.entries[..self.len];
         if let Some(peer) = known.iter_mut().find(|peer| peer.address == address) {
-            peer.seen = now;
+            peer.seen = seen;
             return false;
         }
         let slot = if self.len < self.entries.len() {
@@ -116,7 +125,7 @@ impl<'a> Peers<'a> {
                 None => return false,
             }
         };
-        self.entries[slot] = KnownPeer { address, seen: now };
+        self.entries[slot] = KnownPeer { address, seen };
         true
     }
 }
@@ -134,13 +143,10 @@ mod tests {
     fn a_full_table_forgets_the_peer_heard_from_longest_ago() {
         let mut table = [KnownPeer::EMPTY; 2];
         let mut peers = Peers::new(&mut table);
-        assert!(peers.prove(address(2), Instant::from_millis(1)));
-        assert!(peers.prove(address(3), Instant::from_millis(2)));
-        assert!(
-            !peers.prove(address(2), Instant::from_millis(3)),
-            "heard again"
-        );
-        assert!(peers.prove(address(4), Instant::from_millis(4)));
+        assert!(peers.prove(address(2)));
+        assert!(peers.prove(address(3)));
+        assert!(!peers.prove(address(2)), "heard again");
+        assert!(peers.prove(address(4)));
         assert!(peers.contains(address(2)) && peers.contains(address(4)));
         assert!(!peers.contains(address(3)));
     }
@@ -149,8 +155,8 @@ mod tests {
     fn broadcast_and_unspecified_addresses_prove_nothing() {
         let mut table = [KnownPeer::EMPTY; 2];
         let mut peers = Peers::new(&mut table);
-        assert!(!peers.prove(Ipv4Address::BROADCAST.into(), Instant::ZERO));
-        assert!(!peers.prove(Ipv4Address::UNSPECIFIED.into(), Instant::ZERO));
+        assert!(!peers.prove(Ipv4Address::BROADCAST.into()));
+        assert!(!peers.prove(Ipv4Address::UNSPECIFIED.into()));
         assert!(!peers.contains(Ipv4Address::UNSPECIFIED.into()));
     }
 
@@ -192,7 +198,7 @@ mod tests {
     #[test]
     fn without_a_table_no_peer_is_known() {
         let mut peers = Peers::new(&mut []);
-        assert!(!peers.prove(address(2), Instant::ZERO));
+        assert!(!peers.prove(address(2)));
         assert!(!peers.contains(address(2)));
     }
 }

@@ -54,6 +54,9 @@ pub struct TrackedSocket {
     pub(super) since: Instant,
     /// Its half-open handshake gave way at the last update.
     pub(super) reclaimed: bool,
+    /// Its half-open peer had proved itself when the SYN was handed over
+    /// (the table of proven peers may forget it before the handshake ends).
+    pub(super) proven: bool,
 }
 
 impl TrackedSocket {
@@ -68,6 +71,7 @@ impl TrackedSocket {
         role: Role::Serve,
         since: Instant::ZERO,
         reclaimed: false,
+        proven: false,
     };
 }
 
@@ -115,9 +119,10 @@ impl<'a> Tracked<'a> {
     }
 
     /// Notes that a listening socket of `role` is about to take
-    /// `connection`'s SYN: smoltcp gives it to the first one in the set,
-    /// which is the first one in the table.
-    pub(super) fn claim(&mut self, role: Role, connection: Connection, now: Instant) {
+    /// `connection`'s SYN, from a peer that has `proven` itself or not:
+    /// smoltcp gives it to the first one in the set, which is the first one
+    /// in the table.
+    pub(super) fn claim(&mut self, role: Role, connection: Connection, proven: bool, now: Instant) {
         let len = self.len;
         let listening = self.entries[..len]
             .iter_mut()
@@ -129,6 +134,7 @@ impl<'a> Tracked<'a> {
                 role,
                 since: now,
                 reclaimed: false,
+                proven,
             };
         }
     }
@@ -154,7 +160,7 @@ mod tests {
         tracked.set_len(3);
         let connection = syn_from(CLIENT, 1).connection();
         assert!(!tracked.holds(connection));
-        tracked.claim(Role::Refuse, connection, Instant::from_millis(7));
+        tracked.claim(Role::Refuse, connection, false, Instant::from_millis(7));
         assert!(tracked.holds(connection));
         let refusing: Vec<_> = tracked.iter().map(|s| s.activity).collect();
         assert_eq!(

@@ -9,9 +9,9 @@
 
 use smoltcp::phy::{ChecksumCapabilities, Medium};
 use smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpEndpoint,
-    IpProtocol, IpRepr, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
-    TcpTimestampRepr,
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, IpAddress, IpEndpoint, IpProtocol, IpRepr, Ipv4Packet, Ipv4Repr, TcpControl,
+    TcpPacket, TcpRepr, TcpSeqNumber, TcpTimestampRepr,
 };
 
 use crate::ingress::Connection;
@@ -146,6 +146,38 @@ impl Syn {
             &tcp,
             buffer,
         )
+    }
+
+    /// Writes an ARP reply from the client to us, with the addresses its
+    /// SYN came with, into `buffer`; returns its length, or `None` when the
+    /// SYN did not come over Ethernet and IPv4. Handed to smoltcp before a
+    /// proven client's SYN, it puts the client in smoltcp's neighbour
+    /// cache, which holds only a few entries: the SYN-ACK then needs no ARP
+    /// request, and smoltcp sends those at most once a second for all
+    /// neighbours together, a second that forged SYNs compete for.
+    pub(super) fn emit_arp(&self, buffer: &mut [u8]) -> Option<usize> {
+        let (client_mac, our_mac) = self.link?;
+        let (IpAddress::Ipv4(client), IpAddress::Ipv4(us)) = (self.peer.addr, self.local.addr)
+        else {
+            return None;
+        };
+        let arp = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Reply,
+            source_hardware_addr: client_mac,
+            source_protocol_addr: client,
+            target_hardware_addr: our_mac,
+            target_protocol_addr: us,
+        };
+        let ethernet = EthernetRepr {
+            src_addr: client_mac,
+            dst_addr: our_mac,
+            ethertype: EthernetProtocol::Arp,
+        };
+        let len = ETHERNET_HEADER + arp.buffer_len();
+        let mut frame = EthernetFrame::new_unchecked(&mut buffer[..len]);
+        ethernet.emit(&mut frame);
+        arp.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
+        Some(len)
     }
 
     /// Writes the RST that refuses this SYN, as smoltcp would answer it
@@ -300,6 +332,24 @@ pub(crate) mod tests {
         let checksums = ChecksumCapabilities::ignored();
         assert_eq!(Syn::parse(Medium::Ethernet, &bytes, &checksums), None);
         assert_eq!(Syn::parse(Medium::Ethernet, &[0; 10], &checksums), None);
+    }
+
+    #[test]
+    fn the_arp_reply_carries_the_addresses_the_syn_came_with() {
+        let syn = syn_from(CLIENT, 40000);
+        let mut buffer = [0; MAX_FRAME];
+        let len = syn.emit_arp(&mut buffer).unwrap();
+        let ethernet = EthernetFrame::new_checked(&buffer[..len]).unwrap();
+        let arp = ArpRepr::parse(&ArpPacket::new_checked(ethernet.payload()).unwrap()).unwrap();
+        let expected = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Reply,
+            source_hardware_addr: CLIENT_MAC,
+            source_protocol_addr: CLIENT,
+            target_hardware_addr: SERVER_MAC,
+            target_protocol_addr: SERVER,
+        };
+        assert_eq!(arp, expected);
+        assert_eq!(Syn { link: None, ..syn }.emit_arp(&mut buffer), None);
     }
 
     #[test]

@@ -378,6 +378,25 @@ fn a_reclaimed_socket_left_in_the_set_waits_out_smoltcps_arp_silence() {
 }
 
 #[test]
+fn a_proven_client_that_smoltcp_forgot_gets_its_syn_ack_without_an_arp_request() {
+    let mut bench = Bench::new(1, 0, 4, ListenerConfig::new());
+    bench.arp_from(CLIENT);
+    bench.syn(client(50), 1);
+    bench.poll(0);
+    bench.syn(CLIENT, 2);
+    bench.poll(1);
+    // Eight more neighbours push CLIENT out of smoltcp's cache.
+    for last in 60..68 {
+        bench.arp_from(client(last));
+    }
+    bench.poll(2);
+    bench.relisten(0);
+    // smoltcp would have to ask for CLIENT's address, and its one ARP
+    // request a second went to the forged peer at 0 ms.
+    assert_eq!(bench.poll(3), [Sent::SynAck(2)]);
+}
+
+#[test]
 fn a_proven_half_open_handshake_keeps_its_socket() {
     let config = ListenerConfig::new().with_half_open_grace(Duration::from_millis(500));
     let mut bench = Bench::new(1, 0, 4, config);

@@ -3,7 +3,7 @@
 
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
-use smoltcp::time::{Duration, Instant};
+use smoltcp::time::Instant;
 
 use super::config::ServerConfig;
 use super::context::Context;
@@ -11,17 +11,15 @@ use super::socket::{NO_PEER, finish_connection, relisten, tcp_socket};
 use crate::fmt::net_info;
 use crate::reply::{ErrorReply, MAX_ERROR_REPLY};
 
-/// Most sockets answering `ERR busy` at once. smoltcp has no listen
-/// backlog, so while one is still closing a rejection, a further SYN needs
-/// another listening socket or it is reset. The resources say how many a
-/// server has, 1 to this many.
+/// Most sockets answering `ERR busy` at once. A connection that waited the
+/// admission wait in the listen backlog goes to the first busy socket that
+/// listens, and waits on while they are all saying no to others. The
+/// resources say how many a server has, 1 to this many.
 pub const BUSY_SOCKETS: usize = 4;
 /// Receive buffer of a busy socket: it reads nothing, it only says no.
 pub(super) const BUSY_RX: usize = 64;
 /// Send buffer of a busy socket: its one reply.
 pub(super) const BUSY_TX: usize = MAX_ERROR_REPLY;
-/// How long a rejected client may keep a busy socket after its `ERR busy`.
-const BUSY_LINGER: Duration = Duration::from_secs(1);
 
 /// A socket that tells clients beyond the sessions `ERR busy`.
 #[derive(Debug, Clone, Copy)]
@@ -91,12 +89,12 @@ impl BusySockets {
     }
 
     /// When a rejected client's time is up, if one is still there.
-    pub(super) fn deadline(&self) -> Option<Instant> {
+    pub(super) fn deadline(&self, config: &ServerConfig) -> Option<Instant> {
         self.sockets
             .iter()
             .filter_map(|busy| match busy.phase {
                 BusyPhase::Listening => None,
-                BusyPhase::Closing { since } => Some(since + BUSY_LINGER),
+                BusyPhase::Closing { since } => Some(since + config.close_timeout),
             })
             .min()
     }
@@ -114,6 +112,9 @@ impl Busy {
                         let _ = socket.send_slice(&reply[..n]);
                     }
                     socket.close();
+                    // The handshake is over: from here the close timeout
+                    // bounds how long the reply may take to get through.
+                    socket.set_timeout(None);
                     cx.totals.errors.busy += 1;
                     net_info!(
                         "busy: rejected {}",
@@ -129,8 +130,16 @@ impl Busy {
                 _ => false,
             },
             BusyPhase::Closing { since } => {
-                let done = matches!(state, tcp::State::Closed | tcp::State::TimeWait);
-                if !done && cx.now < since + BUSY_LINGER {
+                // Once the FIN is acknowledged the client has its reply;
+                // its own FIN can meet a listening socket (which resets it).
+                let done = matches!(
+                    state,
+                    tcp::State::Closed | tcp::State::TimeWait | tcp::State::FinWait2
+                );
+                // A lost `ERR busy` or FIN is retransmitted (after 1 s, then
+                // 2 s, ...): the client gets the close timeout to take both,
+                // as a session's client does.
+                if !done && cx.now < since + cx.config.close_timeout {
                     return false;
                 }
                 if !done {

@@ -37,7 +37,8 @@ pub struct ServerConfig {
     pub tcp_timeout: Duration,
     /// Once the server has sent its FIN, how long the peer has to finish the
     /// close before the socket is reset and reused; also how long an idle
-    /// session gets to deliver its `ERR idle-timeout`. While other replies
+    /// session gets to deliver its `ERR idle-timeout`, and a busy socket its
+    /// `ERR busy` and FIN. While other replies
     /// are still unacknowledged the idle timeout applies instead, counted
     /// from the last reply the peer acknowledged.
     pub close_timeout: Duration,

@@ -367,7 +367,7 @@ impl<'a> Server<'a> {
     fn next_deadline(&mut self, now: Instant, iface: &mut Interface) -> Option<Instant> {
         [
             self.sessions.deadline(&self.config),
-            self.busy.deadline(),
+            self.busy.deadline(&self.config),
             self.listener.poll_at(),
             iface.poll_at(now, &self.sockets),
         ]
