@@ -11,6 +11,7 @@ use host_tap::settings::{
     DEFAULT_ADDRESS, DEFAULT_MAC, DEFAULT_MAX_LINE, DEFAULT_SESSIONS, DEFAULT_TAP, LINE_CAPACITY,
     MAX_ADDRESSES, MAX_SESSIONS, NetworkSettings, Settings, TapSettings, parse_unicast_mac,
 };
+use reversal_core::listener::{ListenerConfig, WhenFull};
 use reversal_core::{Mode, ServerConfig, SessionConfig};
 use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address, Ipv6Address};
 
@@ -72,6 +73,25 @@ impl From<ModeArg> for Mode {
             ModeArg::Graphemes => Mode::Graphemes,
             ModeArg::Chars => Mode::Chars,
             ModeArg::Bytes => Mode::Bytes,
+        }
+    }
+}
+
+/// What becomes of a waiting connection that gives way to a newer one in a
+/// full backlog, as spelled on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BacklogFullArg {
+    /// Forget it silently: the client sends its SYN again and queues again.
+    Drop,
+    /// Refuse it with a RST ("connection refused").
+    Reset,
+}
+
+impl From<BacklogFullArg> for WhenFull {
+    fn from(policy: BacklogFullArg) -> WhenFull {
+        match policy {
+            BacklogFullArg::Drop => WhenFull::Drop,
+            BacklogFullArg::Reset => WhenFull::Reset,
         }
     }
 }
@@ -165,6 +185,23 @@ pub struct Args {
     /// that send no newline) [default: off].
     #[arg(long, value_name = "DURATION", default_value = "off", hide_default_value = true, value_parser = parse_timer)]
     pub idle_flush: Timer,
+
+    /// How long a connection that finds every session taken waits in the
+    /// listen backlog for one before it is told `ERR busy` [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub admission_wait: Option<Duration>,
+
+    /// When the listen backlog (4 connections per session) is full, the
+    /// oldest waiting connection of a client that has not proved itself
+    /// gives way: dropped silently (its client retries) or reset (refused).
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = BacklogFullArg::Drop)]
+    pub backlog_full: BacklogFullArg,
+
+    /// How long a half-open handshake of a client that has not proved itself
+    /// (no ARP, no completed handshake: a forged SYN) may hold a session
+    /// while proven clients wait [default: 500ms].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub half_open_grace: Option<Duration>,
 
     /// On SIGINT/SIGTERM, how long open sessions get to receive their replies.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
@@ -328,10 +365,18 @@ impl Args {
             .with_mode(self.mode.into())
             .with_idle_timeout(self.idle_timeout.0.map(Into::into))
             .with_idle_flush(self.idle_flush.0.map(Into::into));
+        let mut listener = ListenerConfig::new().with_when_full(self.backlog_full.into());
+        if let Some(wait) = self.admission_wait {
+            listener = listener.with_admission_wait(wait.into());
+        }
+        if let Some(grace) = self.half_open_grace {
+            listener = listener.with_half_open_grace(grace.into());
+        }
         let server = ServerConfig::new(self.sessions, self.max_line)
             .with_port(self.port)
             .with_udp_port((!self.no_udp).then_some(self.udp_port.unwrap_or(self.port)))
-            .with_session(session);
+            .with_session(session)
+            .with_listener(listener);
         Ok(Settings {
             tap: TapSettings {
                 name: self.tap.clone(),
@@ -713,6 +758,40 @@ mod tests {
         assert_eq!(parse_timer("2m"), Ok(Timer(Some(Duration::from_secs(120)))));
         assert_eq!(parse_timer("off"), Ok(Timer(None)));
         assert_eq!(parse_timer("0"), Ok(Timer(None)));
+    }
+
+    #[test]
+    fn admission_flags_reach_the_listener_and_default_to_the_cores() {
+        let defaults = settings(&[]).unwrap().server.listener;
+        assert_eq!(defaults, ListenerConfig::new());
+        let help = command().render_long_help().to_string();
+        for (flag, default) in [
+            ("admission", defaults.admission_wait),
+            ("handshake", defaults.half_open_grace),
+        ] {
+            let shown = format!("[default: {}]", humantime::format_duration(default.into()));
+            let line = help.lines().skip_while(|l| !l.contains(flag)).take(4);
+            assert!(line.clone().any(|l| l.contains(&shown)), "{flag}: {shown}");
+        }
+        let s = settings(&[
+            "--admission-wait",
+            "250ms",
+            "--half-open-grace",
+            "2s",
+            "--backlog-full",
+            "reset",
+        ])
+        .unwrap();
+        let listener = s.server.listener;
+        assert_eq!(
+            listener.admission_wait,
+            smoltcp::time::Duration::from_millis(250)
+        );
+        assert_eq!(
+            listener.half_open_grace,
+            smoltcp::time::Duration::from_secs(2)
+        );
+        assert_eq!(listener.when_full, WhenFull::Reset);
     }
 
     #[test]

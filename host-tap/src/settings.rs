@@ -38,16 +38,27 @@ const _: () = assert!(SessionConfig::new(LINE_CAPACITY).max_reply_len() <= SOCKE
 
 /// The memory a server with `config` runs in, allocated once at start: a
 /// slot per session, each with [`SOCKET_BUFFER`]-byte socket buffers and a
-/// line buffer as long as the longest line.
+/// line buffer as long as the longest line; a listen backlog of
+/// [`BACKLOG_PER_SESSION`] connections per session, and as many proven
+/// peers as sessions.
 ///
 /// ```
 /// let config = reversal_core::ServerConfig::new(64, 1024);
 /// let capacity = host_tap::settings::capacity(&config);
 /// assert_eq!((capacity.sessions, capacity.line_buffer), (64, 1024));
+/// assert_eq!(capacity.backlog, 256);
 /// ```
 pub fn capacity(config: &ServerConfig) -> Capacity {
-    Capacity::new(config.sessions, SOCKET_BUFFER, config.session.max_line)
+    let capacity = Capacity::new(config.sessions, SOCKET_BUFFER, config.session.max_line);
+    capacity
+        .with_backlog(capacity.backlog.max(BACKLOG_PER_SESSION * config.sessions))
+        .with_known_peers(capacity.known_peers.max(config.sessions))
 }
+
+/// Connections the listen backlog holds per session: a burst of four
+/// times the sessions, while every one is taken, waits without a SYN
+/// dropped.
+pub const BACKLOG_PER_SESSION: usize = 4;
 
 /// The TAP attached to when no `--tap` is given.
 pub const DEFAULT_TAP: &str = "tap0";

@@ -369,8 +369,8 @@ fn a_burst_of_connections_beyond_the_sessions_all_get_busy() {
             let mut first = connect();
             first.write_all(b"1st\n").unwrap();
             read_line(&mut first);
-            // Four at once, none closed before the next connects: smoltcp has
-            // no backlog, so each needs a busy socket of its own.
+            // Four, none closed before the next connects: each waits the
+            // admission wait in the backlog, then gets a busy socket.
             let mut rejected: Vec<_> = (0..4).map(|_| connect()).collect();
             for stream in &mut rejected {
                 let busy = text(&read_all(stream));
@@ -914,6 +914,133 @@ fn unprivileged_user_gets_no_permission() {
                 stderr.contains("ip tuntap add name taproot mode tap user $USER"),
                 "{stderr}"
             );
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Admission: the listen backlog with real kernel clients (issue 12's table)
+
+/// How a kernel client's connection attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Attempt {
+    /// Its line came back reversed.
+    Served,
+    /// `ERR busy`, then the server closed.
+    Busy,
+    /// Refused or reset before any reply: what the backlog prevents.
+    Refused(String),
+}
+
+/// Connects, sends `line` and reads until the server closes: how it ended.
+fn attempt(line: &str) -> Attempt {
+    let mut stream = match TcpStream::connect_timeout(&server_address(), IO_LIMIT) {
+        Ok(stream) => stream,
+        Err(error) => return Attempt::Refused(format!("connect: {error}")),
+    };
+    stream.set_read_timeout(Some(IO_LIMIT)).unwrap();
+    stream.set_write_timeout(Some(IO_LIMIT)).unwrap();
+    if let Err(error) = stream.write_all(format!("{line}\n").as_bytes()) {
+        return Attempt::Refused(format!("write: {error}"));
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut received = Vec::new();
+    let read = stream.read_to_end(&mut received);
+    let reply = text(&received);
+    let reversed: String = line.chars().rev().collect();
+    if reply == format!("{reversed}\n") {
+        Attempt::Served
+    } else if reply.starts_with("ERR busy ") && reply.matches('\n').count() == 1 {
+        Attempt::Busy
+    } else {
+        Attempt::Refused(format!("{reply:?}, {read:?}"))
+    }
+}
+
+/// Opens `count` sessions that each got one reply, and keeps them.
+fn hold_sessions(count: usize) -> Vec<TcpStream> {
+    (0..count)
+        .map(|n| {
+            let mut stream = connect();
+            stream.write_all(format!("held {n}\n").as_bytes()).unwrap();
+            read_line(&mut stream);
+            stream
+        })
+        .collect()
+}
+
+#[test]
+fn thirty_two_clients_at_once_beyond_eight_held_sessions_are_all_told_busy() {
+    e2e(
+        "thirty_two_clients_at_once_beyond_eight_held_sessions_are_all_told_busy",
+        &[],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let server = HostTap::start(&["--sessions", "8"]);
+            let held = hold_sessions(8);
+            let start = Arc::new(Barrier::new(32));
+            let burst: Vec<_> = (0..32)
+                .map(|n| {
+                    let start = Arc::clone(&start);
+                    thread::spawn(move || {
+                        start.wait();
+                        attempt(&format!("burst {n}"))
+                    })
+                })
+                .collect();
+            let ended: Vec<Attempt> = burst.into_iter().map(|t| t.join().unwrap()).collect();
+            assert!(ended.iter().all(|a| *a == Attempt::Busy), "{ended:?}");
+            drop(held);
+            let (_, log) = server.stop();
+            assert!(log.contains("busy 32"), "{log}");
+        },
+    );
+}
+
+#[test]
+fn twenty_four_clients_churning_over_eight_sessions_are_never_refused() {
+    const CLIENTS: usize = 24;
+    const FOR: Duration = Duration::from_secs(3);
+    e2e(
+        "twenty_four_clients_churning_over_eight_sessions_are_never_refused",
+        &[],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let server = HostTap::start(&["--sessions", "8"]);
+            let stop = Instant::now() + FOR;
+            let clients: Vec<_> = (0..CLIENTS)
+                .map(|client| {
+                    thread::spawn(move || {
+                        let mut ended = Vec::new();
+                        while Instant::now() < stop {
+                            ended.push(attempt(&format!("client {client} #{}", ended.len())));
+                        }
+                        ended
+                    })
+                })
+                .collect();
+            let ended: Vec<Attempt> = clients
+                .into_iter()
+                .flat_map(|t| t.join().unwrap())
+                .collect();
+            let served = ended.iter().filter(|a| **a == Attempt::Served).count();
+            let busy = ended.iter().filter(|a| **a == Attempt::Busy).count();
+            println!(
+                "figures: {} attempts in {FOR:?}: {served} served, {busy} busy",
+                ended.len()
+            );
+            let refused: Vec<_> = ended
+                .iter()
+                .filter(|a| matches!(a, Attempt::Refused(_)))
+                .collect();
+            assert!(
+                refused.is_empty(),
+                "{} refused: {:?}",
+                refused.len(),
+                &refused[..refused.len().min(5)]
+            );
+            let (_, log) = server.stop();
+            assert!(log.contains(&format!("busy {busy}")), "{log}");
         },
     );
 }

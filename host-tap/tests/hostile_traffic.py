@@ -256,6 +256,16 @@ class Traffic:
             for _ in range(count)
         ]
 
+    def silent_syns(self, count=24):
+        """Half-open handshakes that go silent: SYNs from spoofed on-link
+        senders that never answer ARP (issue 12's third row)."""
+        return self.syn_flood(count)
+
+    def long_syn_flood(self, count=50000):
+        """Issue 12's fourth row: 50,000 spoofed SYNs, sent at 2,500 a second
+        (20 s) by `send`."""
+        return self.syn_flood(count)
+
     def udp_flood(self, count=3000):
         return [
             bytes(self.from_spoofed(IP(src=self.spoofed(), dst=SERVER) / UDP(sport=self.port(), dport=PORT) / b"flood\n"))
@@ -279,18 +289,29 @@ class Traffic:
         "icmp-flood": icmp_flood,
         "random-bytes": random_bytes,
         "syn-flood": syn_flood,
+        "silent-syns": silent_syns,
+        "long-syn-flood": long_syn_flood,
         "udp-flood": udp_flood,
         "one-unowned-datagram": one_unowned_datagram,
     }
 
+    # Frames a second of the batches sent at a set rate; the others go out
+    # as fast as the pacing below allows.
+    RATES = {"long-syn-flood": 2500}
+
     def send(self, name):
         frames = self.BATCHES[name](self)
+        rate = self.RATES.get(name)
         start = time.monotonic()
         for i, frame in enumerate(frames):
             self.socket.send(frame)
+            if rate is not None:
+                ahead = start + (i + 1) / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
             # At most about 20,000 frames a second, so that the kernel's
             # queue toward host-tap (1000 frames) does not drop them.
-            if i % 100 == 99:
+            elif i % 100 == 99:
                 time.sleep(0.005)
         return len(frames), time.monotonic() - start
 
