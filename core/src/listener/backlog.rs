@@ -7,8 +7,10 @@
 //! order to keep, no entry moved but the one removed.
 
 use smoltcp::time::{Duration, Instant};
+
 use smoltcp::wire::IpAddress;
 
+use super::stamp::Stamp;
 use super::syn::Syn;
 use crate::ingress::Connection;
 
@@ -22,8 +24,10 @@ use crate::ingress::Connection;
 pub struct Attempt {
     pub(super) syn: Syn,
     /// When its first SYN came (later copies keep it).
-    pub(super) arrived: Instant,
+    pub(super) arrived: Stamp,
     pub(super) proven: bool,
+    /// Its client's ARP reply went to smoltcp; its SYN goes next.
+    pub(super) announced: bool,
 }
 
 impl Attempt {
@@ -35,8 +39,9 @@ impl Attempt {
     /// ```
     pub const EMPTY: Attempt = Attempt {
         syn: Syn::NONE,
-        arrived: Instant::ZERO,
+        arrived: Stamp::ZERO,
         proven: false,
+        announced: false,
     };
 }
 
@@ -100,6 +105,11 @@ impl<'a> Backlog<'a> {
         }
     }
 
+    /// The attempt at `index`.
+    pub(super) fn get_mut(&mut self, index: usize) -> &mut Attempt {
+        &mut self.entries[..self.len][index]
+    }
+
     /// Takes the attempt at `index` out.
     pub(super) fn take(&mut self, index: usize) -> Attempt {
         let attempt = self.entries[index];
@@ -109,13 +119,18 @@ impl<'a> Backlog<'a> {
     }
 
     /// The attempt to hand to a socket first among those `eligible`: a
-    /// proven one before any other, the oldest first.
-    pub(super) fn first(&self, eligible: impl Fn(&Attempt) -> bool) -> Option<usize> {
+    /// proven one before any other, the oldest (at `now`) first.
+    pub(super) fn first(&self, now: Instant, eligible: impl Fn(&Attempt) -> bool) -> Option<usize> {
         self.waiting()
             .iter()
             .enumerate()
             .filter(|(_, attempt)| eligible(attempt))
-            .min_by_key(|(_, attempt)| (!attempt.proven, attempt.arrived))
+            .min_by_key(|(_, attempt)| {
+                (
+                    !attempt.proven,
+                    core::cmp::Reverse(attempt.arrived.age(now)),
+                )
+            })
             .map(|(index, _)| index)
     }
 
@@ -123,13 +138,13 @@ impl<'a> Backlog<'a> {
     /// arrives: the oldest unproven one; if every one is proven, the oldest
     /// of them, but only for a proven newcomer (`None`: the newcomer gives
     /// way itself).
-    pub(super) fn victim(&self, newcomer: &Attempt) -> Option<usize> {
+    pub(super) fn victim(&self, newcomer: &Attempt, now: Instant) -> Option<usize> {
         let oldest = |proven: bool| {
             self.waiting()
                 .iter()
                 .enumerate()
                 .filter(|(_, attempt)| attempt.proven == proven)
-                .min_by_key(|(_, attempt)| attempt.arrived)
+                .min_by_key(|(_, attempt)| core::cmp::Reverse(attempt.arrived.age(now)))
                 .map(|(index, _)| index)
         };
         oldest(false).or_else(|| oldest(true).filter(|_| newcomer.proven))
@@ -150,14 +165,14 @@ impl<'a> Backlog<'a> {
     pub(super) fn proven_waited(&self, now: Instant, wait: Duration) -> bool {
         self.waiting()
             .iter()
-            .any(|attempt| attempt.proven && attempt.arrived + wait <= now)
+            .any(|attempt| attempt.proven && attempt.arrived.age(now) >= wait)
     }
 
     /// When the next attempt will have waited `wait`, if one has not yet.
     pub(super) fn next_to_wait(&self, now: Instant, wait: Duration) -> Option<Instant> {
         self.waiting()
             .iter()
-            .map(|attempt| attempt.arrived + wait)
+            .map(|attempt| attempt.arrived.when_aged(wait, now))
             .filter(|&at| at > now)
             .min()
     }
@@ -172,8 +187,9 @@ mod tests {
     fn attempt(port: u16, at_millis: i64, proven: bool) -> Attempt {
         Attempt {
             syn: syn_from(CLIENT, port),
-            arrived: Instant::from_millis(at_millis),
+            arrived: Stamp::at(Instant::from_millis(at_millis)),
             proven,
+            announced: false,
         }
     }
 
@@ -201,12 +217,13 @@ mod tests {
         ] {
             backlog.push(entry).unwrap();
         }
-        let first = backlog.first(|_| true).unwrap();
+        let now = Instant::from_millis(40);
+        let first = backlog.first(now, |_| true).unwrap();
         assert_eq!(backlog.take(first).syn.peer.port, 3);
-        let first = backlog.first(|_| true).unwrap();
+        let first = backlog.first(now, |_| true).unwrap();
         assert_eq!(backlog.take(first).syn.peer.port, 2);
         assert_eq!(
-            backlog.first(|a| a.arrived > Instant::from_millis(10)),
+            backlog.first(now, |a| a.arrived.age(now) < Duration::from_millis(30)),
             None
         );
     }
@@ -223,12 +240,16 @@ mod tests {
             backlog.push(entry).unwrap();
         }
         let unproven = attempt(4, 30, false);
-        let victim = backlog.victim(&unproven).unwrap();
+        let victim = backlog.victim(&unproven, Instant::from_millis(40)).unwrap();
         assert_eq!(backlog.take(victim).syn.peer.port, 3);
-        backlog.take(backlog.victim(&unproven).unwrap());
-        assert_eq!(backlog.victim(&unproven), None, "only proven ones left");
+        backlog.take(backlog.victim(&unproven, Instant::from_millis(40)).unwrap());
+        assert_eq!(
+            backlog.victim(&unproven, Instant::from_millis(40)),
+            None,
+            "only proven ones left"
+        );
         let proven = attempt(5, 30, true);
-        assert_eq!(backlog.victim(&proven), Some(0));
+        assert_eq!(backlog.victim(&proven, Instant::from_millis(40)), Some(0));
     }
 
     #[test]
@@ -239,7 +260,10 @@ mod tests {
         let connection = syn_from(CLIENT, 1).connection();
         let index = backlog.position(connection).unwrap();
         backlog.merge(index, syn_from(CLIENT, 1), false);
-        assert_eq!(backlog.waiting()[0].arrived, Instant::from_millis(5));
+        assert_eq!(
+            backlog.waiting()[0].arrived,
+            Stamp::at(Instant::from_millis(5))
+        );
         backlog.prove(Ipv4Address::new(10, 0, 0, 99).into());
         assert!(!backlog.waiting()[0].proven);
         backlog.prove(CLIENT.into());

@@ -7,8 +7,7 @@ use smoltcp::phy::{
 };
 use smoltcp::time::Instant;
 
-use super::Listener;
-use super::syn::{MAX_FRAME, Syn};
+use super::{Listener, Next};
 
 /// The caller's device for one poll, seen through a [`Listener`]: hand it
 /// to smoltcp's `Interface::poll` (or `poll_ingress_single`) instead of
@@ -51,32 +50,25 @@ impl<'l, D: Device + ?Sized> Device for ListenerDevice<'_, 'l, D> {
         Self: 'a;
 
     fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        if let Some(syn) = self.listener.pending_reset
-            && let Some(tx) = self.device.transmit(timestamp)
-        {
-            self.listener.pending_reset = None;
-            let mut frame = [0; MAX_FRAME];
-            let len = syn.emit_reset(self.medium, &mut frame);
-            tx.consume(len, |buffer| buffer.copy_from_slice(&frame[..len]));
-        }
-        if let Some(syn) = self.listener.pending_neighbour.take() {
-            let mut frame = [0; MAX_FRAME];
-            if let Some(len) = syn.emit_arp(&mut frame) {
-                let tx = self.device.transmit(timestamp)?;
-                let rx = ListenerRx(Rx::Arp { frame, len });
-                return Some((rx, tx));
+        if self.listener.has_next() {
+            // smoltcp takes a transmit token with every frame: while the
+            // device has none, nothing is read and what the listener has
+            // for smoltcp waits.
+            self.device.transmit(timestamp)?;
+            match self.listener.next(self.medium) {
+                Next::Transmit(len) => {
+                    let frame = &self.listener.frame[..len];
+                    let tx = self.device.transmit(timestamp)?;
+                    tx.consume(len, |buffer| buffer.copy_from_slice(frame));
+                }
+                Next::Deliver(len) => {
+                    // The device had a token a moment ago.
+                    let tx = self.device.transmit(timestamp)?;
+                    let frame = &self.listener.frame[..len];
+                    return Some((ListenerRx(Rx::Written(frame)), tx));
+                }
+                Next::Nothing => {}
             }
-        }
-        if let Some(index) = self.listener.next_to_hand() {
-            // smoltcp takes a transmit token with every frame; while the
-            // device has none, nothing is read and the attempt waits.
-            let tx = self.device.transmit(timestamp)?;
-            let syn = self.listener.hand(index);
-            let rx = ListenerRx(Rx::Handed {
-                syn,
-                medium: self.medium,
-            });
-            return Some((rx, tx));
         }
         let (listener, medium, checksums) = (&mut *self.listener, self.medium, &self.checksums);
         self.device.receive(timestamp).map(|(inner, tx)| {
@@ -112,15 +104,9 @@ enum Rx<'a, 'l, R> {
         medium: Medium,
         checksums: &'a ChecksumCapabilities,
     },
-    Handed {
-        syn: Syn,
-        medium: Medium,
-    },
-    /// A proven client's neighbour entry, as an ARP reply from it.
-    Arp {
-        frame: [u8; MAX_FRAME],
-        len: usize,
-    },
+    /// A frame the listener wrote: a waiting SYN handed over, or a proven
+    /// client's neighbour entry as an ARP reply from it.
+    Written(&'a [u8]),
 }
 
 impl<R: RxToken> RxToken for ListenerRx<'_, '_, R> {
@@ -139,19 +125,14 @@ impl<R: RxToken> RxToken for ListenerRx<'_, '_, R> {
                     f(&[])
                 }
             }),
-            Rx::Handed { syn, medium } => {
-                let mut frame = [0; MAX_FRAME];
-                let len = syn.emit(medium, &mut frame);
-                f(&frame[..len])
-            }
-            Rx::Arp { frame, len } => f(&frame[..len]),
+            Rx::Written(frame) => f(frame),
         }
     }
 
     fn meta(&self) -> PacketMeta {
         match &self.0 {
             Rx::Frame { inner, .. } => inner.meta(),
-            Rx::Handed { .. } | Rx::Arp { .. } => PacketMeta::default(),
+            Rx::Written(_) => PacketMeta::default(),
         }
     }
 }

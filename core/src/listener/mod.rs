@@ -128,6 +128,7 @@ mod config;
 mod device;
 mod peers;
 mod sockets;
+mod stamp;
 mod syn;
 #[cfg(test)]
 mod tests;
@@ -149,7 +150,8 @@ use crate::ingress::{Connection, Segment};
 use backlog::Backlog;
 use peers::{Peers, proof};
 use sockets::{Activity, Tracked};
-use syn::Syn;
+use stamp::Stamp;
+use syn::{MAX_FRAME, Syn};
 
 /// What a [`Listener`] has done since it started.
 ///
@@ -292,6 +294,28 @@ impl<'a, const BACKLOG: usize, const PEERS: usize, const SOCKETS: usize>
     }
 }
 
+/// A frame the listener owes for a SYN it decided on, written in
+/// [`Listener::frame`] already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owed {
+    /// The RST of an attempt that gave way ([`WhenFull::Reset`]), to the
+    /// wire.
+    Reset,
+    /// A proven peer's neighbour entry, to smoltcp ([`Syn::emit_arp`]).
+    Neighbour,
+}
+
+/// What the listener's device does before reading the device's next frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Nothing.
+    Nothing,
+    /// Sends the first so many bytes of [`Listener::frame`] to the wire.
+    Transmit(usize),
+    /// Hands the first so many bytes of [`Listener::frame`] to smoltcp.
+    Deliver(usize),
+}
+
 /// Listening sockets free to take a SYN, by role.
 #[derive(Debug, Clone, Copy, Default)]
 struct Free {
@@ -312,11 +336,14 @@ pub struct Listener<'a> {
     /// Refusing sockets shown at the last update, listening or not.
     refusers: usize,
     closed: bool,
-    /// The SYN of an attempt that gave way, to be answered with a RST.
-    pending_reset: Option<Syn>,
-    /// The SYN of a proven peer just handed over or passed, whose
-    /// neighbour entry smoltcp gets next ([`Syn::emit_arp`]).
-    pending_neighbour: Option<Syn>,
+    /// A frame owed for the SYN just decided on, and its length in
+    /// `frame`; delivered at the next receive (each frame read leaves at
+    /// most one, and the next receive delivers it before anything else).
+    owed: Option<(Owed, u8)>,
+    /// Where the frames it hands smoltcp are written: here rather than on
+    /// the stack of smoltcp's ingress, which a board's RAM budget counts at
+    /// its deepest.
+    frame: [u8; MAX_FRAME],
     counts: ListenerCounts,
 }
 
@@ -353,8 +380,8 @@ impl<'a> Listener<'a> {
             free: Free::default(),
             refusers: 0,
             closed: false,
-            pending_reset: None,
-            pending_neighbour: None,
+            owed: None,
+            frame: [0; MAX_FRAME],
             counts: ListenerCounts::default(),
         }
     }
@@ -463,7 +490,7 @@ impl<'a> Listener<'a> {
             if activity == Activity::HalfOpen && same && before.activity == activity {
                 (before.since, before.proven)
             } else {
-                (now, false)
+                (Stamp::at(now), false)
             };
         if activity == Activity::Held && !(same && before.activity == activity) {
             // A handshake completed: its peer owns its address.
@@ -532,13 +559,13 @@ impl<'a> Listener<'a> {
     /// could take. (Handing the socket to another unproven attempt would
     /// help nobody: a real client that cannot prove itself by ARP needs the
     /// time as much as the one in the socket.)
-    fn gives_way(&self, role: Role, connection: Connection, since: Instant) -> bool {
+    fn gives_way(&self, role: Role, connection: Connection, since: Stamp) -> bool {
         let config = &self.config;
         let wait = match role {
             Role::Serve => Duration::ZERO,
             Role::Refuse => config.admission_wait,
         };
-        self.now >= since + config.half_open_grace
+        since.age(self.now) >= config.half_open_grace
             && self.backlog.proven_waited(self.now, wait)
             && !self.peers.contains(connection.peer.addr)
     }
@@ -565,8 +592,7 @@ impl<'a> Listener<'a> {
     /// ```
     pub fn poll_at(&self) -> Option<Instant> {
         let now = self.now;
-        let pending = self.pending_reset.is_some() || self.pending_neighbour.is_some();
-        if pending || self.next_to_hand().is_some() {
+        if self.owed.is_some() || self.next_to_hand().is_some() {
             return Some(now);
         }
         if self.backlog.is_empty() {
@@ -587,7 +613,7 @@ impl<'a> Listener<'a> {
                 Role::Refuse => proven_waited,
             })
             .filter(|socket| !self.peers.contains(socket.connection.peer.addr))
-            .map(|socket| socket.since + config.half_open_grace)
+            .map(|socket| socket.since.when_aged(config.half_open_grace, now))
             .min();
         wait_ends.into_iter().chain(grace_ends).min()
     }
@@ -662,48 +688,96 @@ impl<'a> Listener<'a> {
             self.tracked
                 .claim(Role::Serve, connection, proven, self.now);
             if proven {
-                self.pending_neighbour = Some(syn);
+                self.owe(Owed::Neighbour, |frame| syn.emit_arp(frame));
             }
             return true;
         }
         let attempt = Attempt {
             syn,
-            arrived: self.now,
+            arrived: Stamp::at(self.now),
             proven,
+            announced: false,
         };
         match self.backlog.push(attempt) {
             Ok(()) => self.counts.queued += 1,
-            Err(newcomer) => match self.backlog.victim(&newcomer) {
+            Err(newcomer) => match self.backlog.victim(&newcomer, self.now) {
                 Some(index) => {
                     let victim = self.backlog.take(index);
                     // Cannot fail: a place was just freed.
                     let _ = self.backlog.push(newcomer);
                     self.counts.queued += 1;
-                    self.give_way(victim);
+                    self.give_way(victim, medium);
                 }
-                None => self.give_way(newcomer),
+                None => self.give_way(newcomer, medium),
             },
         }
         false
     }
 
     /// An attempt gave way to a newer one: forgotten, or reset.
-    fn give_way(&mut self, attempt: Attempt) {
+    fn give_way(&mut self, attempt: Attempt, medium: Medium) {
         self.counts.gave_way += 1;
         net_debug!("listener: attempt of {} gave way", attempt.syn.peer);
         if self.config.when_full == WhenFull::Reset {
-            self.pending_reset = Some(attempt.syn);
+            self.owe(Owed::Reset, |frame| {
+                Some(attempt.syn.emit_reset(medium, frame))
+            });
         }
+    }
+
+    /// Writes the frame `write` makes into `frame` and owes it, if it made
+    /// one. Only while `frame` is free: when a frame read from the device
+    /// is being decided on.
+    fn owe(&mut self, owed: Owed, write: impl FnOnce(&mut [u8]) -> Option<usize>) {
+        self.owed = write(&mut self.frame)
+            .and_then(|len| u8::try_from(len).ok())
+            .map(|len| (owed, len));
+    }
+
+    /// Whether it has a frame for smoltcp or the wire before the device's
+    /// next one.
+    fn has_next(&self) -> bool {
+        self.owed.is_some() || self.next_to_hand().is_some()
+    }
+
+    /// Puts in `frame` what comes before the device's next frame: a frame
+    /// owed, or the next frame of the attempt a socket can take now (an
+    /// ARP reply from its client if the client proved itself, so that
+    /// smoltcp has its address at hand; then, at the next call, its SYN,
+    /// which leaves the backlog).
+    fn next(&mut self, medium: Medium) -> Next {
+        if let Some((owed, len)) = self.owed.take() {
+            let len = usize::from(len);
+            return match owed {
+                Owed::Reset => Next::Transmit(len),
+                Owed::Neighbour => Next::Deliver(len),
+            };
+        }
+        let Some(index) = self.next_to_hand() else {
+            return Next::Nothing;
+        };
+        let attempt = self.backlog.get_mut(index);
+        if attempt.proven && !attempt.announced {
+            attempt.announced = true;
+            let syn = attempt.syn;
+            if let Some(len) = syn.emit_arp(&mut self.frame) {
+                return Next::Deliver(len);
+            }
+        }
+        let syn = self.hand(index);
+        Next::Deliver(syn.emit(medium, &mut self.frame))
     }
 
     /// The waiting attempt a listening socket can take now, if any.
     fn next_to_hand(&self) -> Option<usize> {
         if self.closed || self.free.serve > 0 {
-            return self.backlog.first(|_| true);
+            return self.backlog.first(self.now, |_| true);
         }
         if self.free.refuse > 0 {
             let (now, wait) = (self.now, self.config.admission_wait);
-            return self.backlog.first(|attempt| attempt.arrived + wait <= now);
+            return self
+                .backlog
+                .first(now, |attempt| attempt.arrived.age(now) >= wait);
         }
         None
     }
@@ -722,12 +796,8 @@ impl<'a> Listener<'a> {
             self.free.refuse = self.free.refuse.saturating_sub(1);
             Role::Refuse
         };
-        let proven = attempt.proven;
         self.tracked
-            .claim(role, attempt.syn.connection(), proven, self.now);
-        if proven {
-            self.pending_neighbour = Some(attempt.syn);
-        }
+            .claim(role, attempt.syn.connection(), attempt.proven, self.now);
         attempt.syn
     }
 }

@@ -55,9 +55,9 @@ pub(super) fn proof(medium: Medium, frame: &[u8]) -> Option<IpAddress> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KnownPeer {
     address: IpAddress,
-    /// When it last proved itself, as a count of proofs: the peer with the
-    /// lowest goes first when the table is full.
-    seen: u64,
+    /// When it last proved itself, as a count of proofs (wrapping): the
+    /// peer proved longest ago goes first when the table is full.
+    seen: u32,
 }
 
 impl KnownPeer {
@@ -83,8 +83,8 @@ impl Default for KnownPeer {
 pub(super) struct Peers<'a> {
     entries: &'a mut [KnownPeer],
     len: usize,
-    /// Proofs so far.
-    proofs: u64,
+    /// Proofs so far (wrapping).
+    proofs: u32,
 }
 
 impl<'a> Peers<'a> {
@@ -108,7 +108,7 @@ impl<'a> Peers<'a> {
         if !address.is_unicast() {
             return false;
         }
-        self.proofs += 1;
+        self.proofs = self.proofs.wrapping_add(1);
         let seen = self.proofs;
         let known = &mut self.entries[..self.len];
         if let Some(peer) = known.iter_mut().find(|peer| peer.address == address) {
@@ -120,7 +120,9 @@ impl<'a> Peers<'a> {
             self.len - 1
         } else {
             // Full (or no table at all): the peer heard from longest ago goes.
-            match (0..self.len).min_by_key(|&i| self.entries[i].seen) {
+            let proofs = self.proofs;
+            let ago = |i: usize| proofs.wrapping_sub(self.entries[i].seen);
+            match (0..self.len).max_by_key(|&i| ago(i)) {
                 Some(oldest) => oldest,
                 None => return false,
             }

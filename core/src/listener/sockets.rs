@@ -4,6 +4,8 @@
 
 use smoltcp::time::Instant;
 
+use super::stamp::Stamp;
+
 use crate::ingress::Connection;
 
 /// What a socket shown to a [`Listener`](super::Listener) is for.
@@ -51,7 +53,7 @@ pub struct TrackedSocket {
     pub(super) activity: Activity,
     pub(super) role: Role,
     /// Since when it has been half-open.
-    pub(super) since: Instant,
+    pub(super) since: Stamp,
     /// Its half-open handshake gave way at the last update.
     pub(super) reclaimed: bool,
     /// Its half-open peer had proved itself when the SYN was handed over
@@ -69,7 +71,7 @@ impl TrackedSocket {
         connection: Connection::NONE,
         activity: Activity::Idle,
         role: Role::Serve,
-        since: Instant::ZERO,
+        since: Stamp::ZERO,
         reclaimed: false,
         proven: false,
     };
@@ -132,7 +134,7 @@ impl<'a> Tracked<'a> {
                 connection,
                 activity: Activity::HalfOpen,
                 role,
-                since: now,
+                since: Stamp::at(now),
                 reclaimed: false,
                 proven,
             };

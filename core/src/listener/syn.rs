@@ -18,45 +18,73 @@ use crate::ingress::Connection;
 
 /// Bytes of an Ethernet header.
 const ETHERNET_HEADER: usize = 14;
-/// The longest IP header we write (IPv6; IPv4 without options is 20).
-const IP_HEADER: usize = 40;
-/// The longest TCP header (data offset 15).
-const TCP_HEADER: usize = 60;
-/// The longest frame a kept SYN or its RST becomes.
+/// The longest IP header we write: IPv6's, or IPv4's without options.
+const IP_HEADER: usize = if cfg!(feature = "ipv6") { 40 } else { 20 };
+/// The longest TCP header we write: 20 bytes and the options a [`Syn`]
+/// keeps (MSS 4, window scale 3, SACK permitted 2, timestamp 10, padded).
+const TCP_HEADER: usize = 40;
+/// The longest frame a kept SYN, its RST or its client's ARP reply
+/// becomes. Such a frame is built on the stack while smoltcp reads it (a
+/// board's stack is RAM it keeps for good), so no larger than that.
 pub(super) const MAX_FRAME: usize = ETHERNET_HEADER + IP_HEADER + TCP_HEADER;
 /// Hop limit of the frames written back: smoltcp does not look at it.
 const HOP_LIMIT: u8 = 64;
 
-/// A connection request, as much of it as smoltcp reads.
+/// A connection request, as much of it as smoltcp reads, packed: every
+/// backlog entry holds one (40 bytes without IPv6, 62 with).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Syn {
     /// The client.
     pub(crate) peer: IpEndpoint,
     /// The address and port it asked for.
     pub(crate) local: IpEndpoint,
-    /// Source and destination hardware address, on an Ethernet medium.
-    link: Option<(EthernetAddress, EthernetAddress)>,
+    /// Source and destination hardware address, if [`LINK`] is set (on an
+    /// Ethernet medium).
+    link: [EthernetAddress; 2],
     seq: TcpSeqNumber,
     window: u16,
-    window_scale: Option<u8>,
-    max_seg_size: Option<u16>,
-    sack_permitted: bool,
-    timestamp: Option<TcpTimestampRepr>,
+    /// The timestamp's value (its echo is 0 on a SYN), if [`TIMESTAMP`].
+    tsval: u32,
+    /// The maximum segment size option, 0 if absent.
+    max_seg_size: u16,
+    /// The window scale option, if [`WINDOW_SCALE`].
+    window_scale: u8,
+    /// [`LINK`], [`WINDOW_SCALE`], [`SACK_PERMITTED`], [`TIMESTAMP`].
+    flags: u8,
 }
+
+/// [`Syn::flags`]: it came with hardware addresses.
+const LINK: u8 = 1;
+/// [`Syn::flags`]: it had a window scale option.
+const WINDOW_SCALE: u8 = 2;
+/// [`Syn::flags`]: it offered selective acknowledgements.
+const SACK_PERMITTED: u8 = 4;
+/// [`Syn::flags`]: it had a timestamp option.
+const TIMESTAMP: u8 = 8;
 
 impl Syn {
     /// An unused table entry, all zero bytes.
     pub(super) const NONE: Syn = Syn {
         peer: Connection::NONE.peer,
         local: Connection::NONE.peer,
-        link: None,
+        link: [EthernetAddress([0; 6]); 2],
         seq: TcpSeqNumber(0),
         window: 0,
-        window_scale: None,
-        max_seg_size: None,
-        sack_permitted: false,
-        timestamp: None,
+        tsval: 0,
+        max_seg_size: 0,
+        window_scale: 0,
+        flags: 0,
     };
+
+    /// Whether `flag` is set.
+    const fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Source and destination hardware address, on an Ethernet medium.
+    fn link(&self) -> Option<(EthernetAddress, EthernetAddress)> {
+        self.has(LINK).then_some((self.link[0], self.link[1]))
+    }
 
     /// The connection request `frame` carries, if it is one (a SYN without
     /// ACK in a whole IPv4 or IPv6 packet), with its checksums checked as
@@ -69,7 +97,7 @@ impl Syn {
         let (link, packet) = match medium {
             Medium::Ethernet => {
                 let ethernet = EthernetFrame::new_checked(frame).ok()?;
-                let link = (ethernet.src_addr(), ethernet.dst_addr());
+                let link = [ethernet.src_addr(), ethernet.dst_addr()];
                 (Some(link), &frame[ETHERNET_HEADER..])
             }
             Medium::Ip => (None, frame),
@@ -100,16 +128,20 @@ impl Syn {
         if repr.control != TcpControl::Syn || repr.ack_number.is_some() {
             return None;
         }
+        let flag = |set: bool, flag: u8| if set { flag } else { 0 };
         Some(Syn {
             peer: IpEndpoint::new(source, repr.src_port),
             local: IpEndpoint::new(destination, repr.dst_port),
-            link,
+            link: link.unwrap_or(Syn::NONE.link),
             seq: repr.seq_number,
             window: repr.window_len,
-            window_scale: repr.window_scale,
-            max_seg_size: repr.max_seg_size,
-            sack_permitted: repr.sack_permitted,
-            timestamp: repr.timestamp,
+            tsval: repr.timestamp.map_or(0, |timestamp| timestamp.tsval),
+            max_seg_size: repr.max_seg_size.unwrap_or(0),
+            window_scale: repr.window_scale.unwrap_or(0),
+            flags: flag(link.is_some(), LINK)
+                | flag(repr.window_scale.is_some(), WINDOW_SCALE)
+                | flag(repr.sack_permitted, SACK_PERMITTED)
+                | flag(repr.timestamp.is_some(), TIMESTAMP),
         })
     }
 
@@ -131,16 +163,18 @@ impl Syn {
             seq_number: self.seq,
             ack_number: None,
             window_len: self.window,
-            window_scale: self.window_scale,
-            max_seg_size: self.max_seg_size,
-            sack_permitted: self.sack_permitted,
+            window_scale: self.has(WINDOW_SCALE).then_some(self.window_scale),
+            max_seg_size: Some(self.max_seg_size).filter(|&mss| mss > 0),
+            sack_permitted: self.has(SACK_PERMITTED),
             sack_ranges: [None; 3],
-            timestamp: self.timestamp,
+            timestamp: self
+                .has(TIMESTAMP)
+                .then_some(TcpTimestampRepr::new(self.tsval, 0)),
             payload: &[],
         };
         write_frame(
             medium,
-            self.link,
+            self.link(),
             self.peer.addr,
             self.local.addr,
             &tcp,
@@ -156,10 +190,11 @@ impl Syn {
     /// request, and smoltcp sends those at most once a second for all
     /// neighbours together, a second that forged SYNs compete for.
     pub(super) fn emit_arp(&self, buffer: &mut [u8]) -> Option<usize> {
-        let (client_mac, our_mac) = self.link?;
-        let (IpAddress::Ipv4(client), IpAddress::Ipv4(us)) = (self.peer.addr, self.local.addr)
-        else {
-            return None;
+        let (client_mac, our_mac) = self.link()?;
+        let (client, us) = match (self.peer.addr, self.local.addr) {
+            (IpAddress::Ipv4(client), IpAddress::Ipv4(us)) => (client, us),
+            #[allow(unreachable_patterns)]
+            _ => return None,
         };
         let arp = ArpRepr::EthernetIpv4 {
             operation: ArpOperation::Reply,
@@ -197,7 +232,9 @@ impl Syn {
             timestamp: None,
             payload: &[],
         };
-        let link = self.link.map(|(source, destination)| (destination, source));
+        let link = self
+            .link()
+            .map(|(source, destination)| (destination, source));
         write_frame(medium, link, self.local.addr, self.peer.addr, &tcp, buffer)
     }
 }
@@ -223,9 +260,9 @@ fn write_frame(
     let (header, packet) = match (medium, link) {
         (Medium::Ethernet, Some((src_addr, dst_addr))) => {
             let ethertype = match ip {
-                #[cfg(feature = "ipv6")]
-                IpRepr::Ipv6(_) => EthernetProtocol::Ipv6,
                 IpRepr::Ipv4(_) => EthernetProtocol::Ipv4,
+                #[allow(unreachable_patterns)]
+                _ => EthernetProtocol::Ipv6,
             };
             let ethernet = EthernetRepr {
                 src_addr,
@@ -264,13 +301,13 @@ pub(crate) mod tests {
         Syn {
             peer: IpEndpoint::new(client.into(), port),
             local: IpEndpoint::new(SERVER.into(), 8888),
-            link: Some((CLIENT_MAC, SERVER_MAC)),
+            link: [CLIENT_MAC, SERVER_MAC],
             seq: TcpSeqNumber(0x1234_5678),
             window: 64240,
-            window_scale: Some(7),
-            max_seg_size: Some(1460),
-            sack_permitted: true,
-            timestamp: Some(TcpTimestampRepr::new(99, 0)),
+            tsval: 99,
+            max_seg_size: 1460,
+            window_scale: 7,
+            flags: LINK | WINDOW_SCALE | SACK_PERMITTED | TIMESTAMP,
         }
     }
 
@@ -290,7 +327,11 @@ pub(crate) mod tests {
             Some(syn)
         );
         let mut buffer = [0; MAX_FRAME];
-        let ip = Syn { link: None, ..syn };
+        let ip = Syn {
+            link: Syn::NONE.link,
+            flags: syn.flags & !LINK,
+            ..syn
+        };
         let len = ip.emit(Medium::Ip, &mut buffer);
         assert_eq!(Syn::parse(Medium::Ip, &buffer[..len], &checksums), Some(ip));
     }
@@ -349,7 +390,11 @@ pub(crate) mod tests {
             target_protocol_addr: SERVER,
         };
         assert_eq!(arp, expected);
-        assert_eq!(Syn { link: None, ..syn }.emit_arp(&mut buffer), None);
+        let no_link = Syn {
+            flags: syn.flags & !LINK,
+            ..syn
+        };
+        assert_eq!(no_link.emit_arp(&mut buffer), None);
     }
 
     #[test]

@@ -16,8 +16,9 @@ use crate::reply::{ErrorReply, MAX_ERROR_REPLY};
 /// listens, and waits on while they are all saying no to others. The
 /// resources say how many a server has, 1 to this many.
 pub const BUSY_SOCKETS: usize = 4;
-/// Receive buffer of a busy socket: it reads nothing, it only says no.
-pub(super) const BUSY_RX: usize = 64;
+/// Receive buffer of a busy socket: it reads nothing, it only says no (a
+/// client that sends more waits on a closed window until the `ERR busy`).
+pub(super) const BUSY_RX: usize = 16;
 /// Send buffer of a busy socket: its one reply.
 pub(super) const BUSY_TX: usize = MAX_ERROR_REPLY;
 

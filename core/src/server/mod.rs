@@ -183,9 +183,10 @@ impl<'a> Server<'a> {
             config.session.max_line,
             config.session.mode
         );
+        // There is a busy socket: `check` leaves a spare socket for one.
         let roles = Roles {
-            last_session: sessions.handles().last(),
-            busy: busy.handles().collect(),
+            first_busy: busy.handles().next().unwrap_or_default(),
+            last_busy: busy.handles().last().unwrap_or_default(),
         };
         Ok(Server {
             config,
@@ -395,21 +396,22 @@ impl<'a> Server<'a> {
     }
 }
 
-/// The role of each of the server's TCP sockets, for the listener.
+/// The role of each of the server's TCP sockets, for the listener. The
+/// session sockets come first in the set, the busy sockets right after
+/// them (see [`Server::new`]).
 #[derive(Debug)]
 struct Roles {
-    /// Session sockets come first in the set, up to this one.
-    last_session: Option<SocketHandle>,
-    busy: heapless::Vec<SocketHandle, BUSY_SOCKETS>,
+    first_busy: SocketHandle,
+    last_busy: SocketHandle,
 }
 
 impl Roles {
     /// What `handle` does, if it is one of the server's TCP sockets.
     fn of(&self, handle: SocketHandle) -> Option<Role> {
-        if self.busy.contains(&handle) {
-            Some(Role::Refuse)
-        } else if self.last_session.is_some_and(|last| handle <= last) {
+        if handle < self.first_busy {
             Some(Role::Serve)
+        } else if handle <= self.last_busy {
+            Some(Role::Refuse)
         } else {
             None
         }

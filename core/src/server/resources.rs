@@ -299,7 +299,10 @@ pub(super) fn pieces(mut bytes: &mut [u8], size: usize) -> impl Iterator<Item = 
 /// - `LINE`: each session's line buffer, the largest `max_line`;
 /// - `BACKLOG` (default [`DEFAULT_BACKLOG`]): connection attempts the
 ///   listen backlog holds;
-/// - `PEERS` (default [`DEFAULT_KNOWN_PEERS`]): proven peers remembered.
+/// - `PEERS` (default [`DEFAULT_KNOWN_PEERS`]): proven peers remembered;
+/// - `BUSY` (default [`BUSY_SOCKETS`]): buffers for that many busy sockets,
+///   1 to [`BUSY_SOCKETS`]; the server uses as many as the spare sockets
+///   allow (a board with one busy socket saves the others' 130 bytes each).
 ///
 /// (Stable Rust cannot size an array by `SESSIONS + SPARE + 1`, hence
 /// `SOCKETS`.) RAM is about `SESSIONS * (RX + TX + LINE) + 2 * (RX + TX)`
@@ -329,6 +332,7 @@ pub struct StaticResources<
     const LINE: usize,
     const BACKLOG: usize = DEFAULT_BACKLOG,
     const PEERS: usize = DEFAULT_KNOWN_PEERS,
+    const BUSY: usize = BUSY_SOCKETS,
 > {
     sockets: Deferred<[SocketStorage<'a>; SOCKETS]>,
     slots: [Deferred<Slot<'a>>; SESSIONS],
@@ -341,8 +345,8 @@ pub struct StaticResources<
     scratch: [u8; TX],
     udp_rx: [u8; RX],
     udp_tx: [u8; TX],
-    busy_rx: [[u8; BUSY_RX]; BUSY_SOCKETS],
-    busy_tx: [[u8; BUSY_TX]; BUSY_SOCKETS],
+    busy_rx: [[u8; BUSY_RX]; BUSY],
+    busy_tx: [[u8; BUSY_TX]; BUSY],
     listener: ListenerStorage<BACKLOG, PEERS, SOCKETS>,
 }
 
@@ -354,7 +358,8 @@ impl<
     const LINE: usize,
     const BACKLOG: usize,
     const PEERS: usize,
-> StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS>
+    const BUSY: usize,
+> StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS, BUSY>
 {
     /// The capacity of these resources.
     const CAPACITY: Capacity = Capacity::new(SESSIONS, RX, LINE)
@@ -380,6 +385,10 @@ impl<
                 SOCKETS >= SESSIONS + 2,
                 "SOCKETS must be SESSIONS + 1 (UDP) + at least one spare socket"
             );
+            assert!(
+                BUSY >= 1 && BUSY <= BUSY_SOCKETS,
+                "BUSY must be 1 to BUSY_SOCKETS"
+            );
         }
         StaticResources {
             sockets: Deferred::Empty,
@@ -393,8 +402,8 @@ impl<
             scratch: [0; TX],
             udp_rx: [0; RX],
             udp_tx: [0; TX],
-            busy_rx: [[0; BUSY_RX]; BUSY_SOCKETS],
-            busy_tx: [[0; BUSY_TX]; BUSY_SOCKETS],
+            busy_rx: [[0; BUSY_RX]; BUSY],
+            busy_tx: [[0; BUSY_TX]; BUSY],
             listener: ListenerStorage::new(),
         }
     }
@@ -418,7 +427,8 @@ impl<
     const LINE: usize,
     const BACKLOG: usize,
     const PEERS: usize,
-> Default for StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS>
+    const BUSY: usize,
+> Default for StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS, BUSY>
 {
     fn default() -> Self {
         Self::new()
@@ -433,7 +443,8 @@ impl<
     const LINE: usize,
     const BACKLOG: usize,
     const PEERS: usize,
-> fmt::Debug for StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS>
+    const BUSY: usize,
+> fmt::Debug for StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS, BUSY>
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StaticResources")
@@ -451,11 +462,22 @@ impl<
     const LINE: usize,
     const BACKLOG: usize,
     const PEERS: usize,
-> From<&'a mut StaticResources<'a, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS>>
+    const BUSY: usize,
+> From<&'a mut StaticResources<'a, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS, BUSY>>
     for ServerResources<'a>
 {
     fn from(
-        resources: &'a mut StaticResources<'a, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS>,
+        resources: &'a mut StaticResources<
+            'a,
+            SESSIONS,
+            SOCKETS,
+            RX,
+            TX,
+            LINE,
+            BACKLOG,
+            PEERS,
+            BUSY,
+        >,
     ) -> Self {
         let StaticResources {
             sockets,
@@ -478,7 +500,8 @@ impl<
             while meta.push(PacketMetadata::EMPTY).is_ok() {}
         }
         ServerResources {
-            capacity: StaticResources::<SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS>::CAPACITY,
+            capacity:
+                StaticResources::<SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS, BUSY>::CAPACITY,
             sockets: sockets.insert([SocketStorage::EMPTY; SOCKETS]),
             slots,
             held,
