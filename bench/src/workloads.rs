@@ -95,7 +95,7 @@ impl From<ProcessError> for WorkloadError {
     }
 }
 
-fn io_error(context: &'static str) -> impl FnOnce(io::Error) -> WorkloadError {
+pub(crate) fn io_error(context: &'static str) -> impl FnOnce(io::Error) -> WorkloadError {
     move |source| WorkloadError::Io { context, source }
 }
 
@@ -208,7 +208,7 @@ impl Stream {
     }
 }
 
-fn connect(address: SocketAddr) -> Result<TcpStream, WorkloadError> {
+pub(crate) fn connect(address: SocketAddr) -> Result<TcpStream, WorkloadError> {
     let stream = TcpStream::connect_timeout(&address, CONNECT_LIMIT)
         .map_err(|source| WorkloadError::Connect { address, source })?;
     stream
@@ -238,7 +238,7 @@ fn round_trip(
     Ok(())
 }
 
-fn is_busy(reply: &[u8]) -> bool {
+pub(crate) fn is_busy(reply: &[u8]) -> bool {
     reply.starts_with(b"ERR busy")
 }
 
@@ -255,7 +255,7 @@ fn expect_reply(expected: &[u8], received: &[u8]) -> Result<(), WorkloadError> {
 
 /// A connection that got a session: its first line was answered, not
 /// refused with `ERR busy`.
-struct Session {
+pub(crate) struct Session {
     stream: TcpStream,
     reader: BufReader<TcpStream>,
     request: Vec<u8>,
@@ -264,7 +264,7 @@ struct Session {
 }
 
 impl Session {
-    fn open(
+    pub(crate) fn open(
         address: SocketAddr,
         request: Vec<u8>,
         expect: Expect,
@@ -293,7 +293,7 @@ impl Session {
         Err(WorkloadError::Busy)
     }
 
-    fn round_trip(&mut self) -> Result<(), WorkloadError> {
+    pub(crate) fn round_trip(&mut self) -> Result<(), WorkloadError> {
         round_trip(
             &mut self.stream,
             &mut self.reader,
@@ -313,7 +313,7 @@ pub fn probe(address: SocketAddr, expect: Expect) -> Result<(), WorkloadError> {
     Session::open(address, line(u64::MAX, SHORT_LINE, false), expect).map(drop)
 }
 
-fn join<T>(
+pub(crate) fn join<T>(
     handles: Vec<thread::JoinHandle<Result<T, WorkloadError>>>,
 ) -> Result<Vec<T>, WorkloadError> {
     let mut results = Vec::with_capacity(handles.len());

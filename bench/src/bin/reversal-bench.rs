@@ -16,7 +16,12 @@
 //! (b) 64 clients in lock-step request/response: lines/s, p50, p99;
 //! (c) connection churn: connect, one line, close; connections/s;
 //! (d) idle CPU of the server process, without and with 64 open sessions;
-//! (e) VmRSS of the server after 1k and after 100k connections.
+//! (e) VmRSS of the server after 1k and after 100k connections;
+//! and admission, against `--admission-sessions` sessions (8 by default, as
+//! in issue 12's table; see `reversal_bench::admission`): (f) a burst of
+//! four clients per session while every session is held; (g) three clients
+//! per session churning; (h) 100 silent forged SYNs, then a new client;
+//! (i) a flood of forged SYNs while new clients come and sessions talk.
 //!
 //! It prints a Markdown table with the ratios and which targets were met.
 //! Every workload is bounded in bytes, connections and time; a watchdog ends
@@ -39,6 +44,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::{Parser, ValueEnum};
+use reversal_bench::admission::{self, Tally};
+use reversal_bench::forged::ForgedSyns;
 use reversal_bench::kernel_server;
 use reversal_bench::report::{self, Row, Target};
 use reversal_bench::workloads::{self, Expect, Stream, WorkloadError};
@@ -64,7 +71,9 @@ const EXIT_UNAVAILABLE: u8 = 3;
 
 const AFTER_HELP: &str = "\
 Workloads (--only): a bulk, b 64-client request/response, c connection churn,
-d idle CPU, e RSS after 1k and 100k connections.
+d idle CPU, e RSS after 1k and 100k connections; admission against
+--admission-sessions: f burst beyond held sessions, g crowd of clients
+churning, h silent half-open SYNs, i SYN flood.
 
 Exit codes:
    0  all workloads ran (targets missed are reported, not failures)
@@ -114,6 +123,15 @@ struct Args {
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     time_limit: Option<Duration>,
 
+    /// Sessions host-tap serves in the admission workloads (f to i).
+    #[arg(long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    admission_sessions: u16,
+
+    /// host-tap's --admission-wait in every workload [default: host-tap's].
+    #[arg(long, value_name = "DURATION")]
+    admission_wait: Option<String>,
+
     /// Internal: serve the kernel baseline on 127.0.0.1:PORT.
     #[arg(long, value_name = "PORT", hide = true)]
     kernel_server: Option<u16>,
@@ -143,6 +161,18 @@ enum Workload {
     /// Memory after many connections.
     #[value(name = "e")]
     Rss,
+    /// A burst beyond held sessions.
+    #[value(name = "f")]
+    Burst,
+    /// Three clients per session churning.
+    #[value(name = "g")]
+    Crowd,
+    /// Silent half-open handshakes, then a client.
+    #[value(name = "h")]
+    HalfOpen,
+    /// A SYN flood while clients come and sessions talk.
+    #[value(name = "i")]
+    Flood,
 }
 
 /// A server under test.
@@ -193,6 +223,10 @@ struct Plan {
     idle: Duration,
     rss_first: u64,
     rss_total: u64,
+    admission_sessions: usize,
+    crowd_duration: Duration,
+    half_open_rounds: u32,
+    flood_duration: Duration,
     time_limit: Duration,
 }
 
@@ -218,6 +252,10 @@ impl Plan {
             idle: args.idle.unwrap_or(Duration::from_secs(pick(10, 1))),
             rss_first: pick(1_000, 100),
             rss_total: pick(100_000, 1_000),
+            admission_sessions: usize::from(args.admission_sessions),
+            crowd_duration: Duration::from_secs(pick(10, 2)),
+            half_open_rounds: pick(5, 2) as u32,
+            flood_duration: Duration::from_secs(pick(20, 3)),
             time_limit: args
                 .time_limit
                 .unwrap_or(Duration::from_secs(pick(1200, 120))),
@@ -233,7 +271,8 @@ impl Plan {
         format!(
             "TAP MTU {}; {text} lines; (a) {} MiB of 1 KiB lines; (b) {CLIENTS} clients, \
              64-byte lines, {:?}; (c) {} clients for {:?} or {} connections; (d) {:?} each; \
-             (e) RSS after {} and {} connections; TAP servers with RUST_LOG={}",
+             (e) RSS after {} and {} connections; (f)-(i) {} sessions, (g) for {:?}, \
+             (h) {} rounds, (i) {:?}; TAP servers with RUST_LOG={}{}",
             args.mtu,
             self.bulk_bytes >> 20,
             self.duration,
@@ -243,7 +282,16 @@ impl Plan {
             self.idle,
             self.rss_first,
             self.rss_total,
+            self.admission_sessions,
+            self.crowd_duration,
+            self.half_open_rounds,
+            self.flood_duration,
             args.server_log,
+            args.admission_wait
+                .as_ref()
+                .map_or_else(String::new, |wait| format!(
+                    ", host-tap --admission-wait {wait}"
+                )),
         )
     }
 }
@@ -335,6 +383,8 @@ struct Bench {
     tap_echo: PathBuf,
     this: PathBuf,
     server_log: String,
+    /// host-tap's --admission-wait, if one is given.
+    admission_wait: Option<String>,
 }
 
 /// Checks that the benchmark can run here, then runs this program again in
@@ -406,6 +456,7 @@ fn run(args: &Args) -> Result<String, BenchError> {
         tap_echo,
         this,
         server_log: args.server_log.clone(),
+        admission_wait: args.admission_wait.clone(),
     };
     let started = Instant::now();
     let mut results = Results::default();
@@ -674,6 +725,9 @@ impl Bench {
                     results.set(RSS, RSS_GROWTH, server, rss.growth());
                 }
             }
+            Workload::Burst | Workload::Crowd | Workload::HalfOpen | Workload::Flood => {
+                self.measure_admission(workload, plan, results)?;
+            }
         }
         Ok(())
     }
@@ -686,7 +740,19 @@ impl Bench {
         server: Server,
         work: impl FnOnce(&mut ServerProcess, SocketAddr) -> Result<T, WorkloadError>,
     ) -> Result<Measured<T>, BenchError> {
-        let mut process = self.start(server)?;
+        self.with_server_of(workload, server, CLIENTS, work)
+    }
+
+    /// As [`with_server`](Self::with_server), with host-tap serving
+    /// `sessions` sessions.
+    fn with_server_of<T>(
+        &self,
+        workload: &'static str,
+        server: Server,
+        sessions: usize,
+        work: impl FnOnce(&mut ServerProcess, SocketAddr) -> Result<T, WorkloadError>,
+    ) -> Result<Measured<T>, BenchError> {
+        let mut process = self.start(server, sessions)?;
         let failed = |error| BenchError::Workload {
             workload,
             server: server.name(),
@@ -720,7 +786,7 @@ impl Bench {
         })
     }
 
-    fn start(&self, server: Server) -> Result<ServerProcess, BenchError> {
+    fn start(&self, server: Server, sessions: usize) -> Result<ServerProcess, BenchError> {
         let failed = |error: Box<dyn std::error::Error>| BenchError::Start {
             server: server.name(),
             error,
@@ -735,7 +801,10 @@ impl Bench {
             }
         };
         if server == Server::HostTap {
-            command.args(["--sessions", &CLIENTS.to_string()]);
+            command.args(["--sessions", &sessions.to_string()]);
+            if let Some(wait) = &self.admission_wait {
+                command.args(["--admission-wait", wait]);
+            }
         }
         let mut process =
             ServerProcess::spawn(server.name(), command).map_err(|e| failed(e.into()))?;
@@ -756,6 +825,155 @@ impl Bench {
             .args(["--port", &PORT.to_string()])
             .env("RUST_LOG", &self.server_log);
         command
+    }
+}
+
+const BURST: &str = "(f) burst: 4 clients per session, all held";
+const CROWD: &str = "(g) crowd: 3 clients per session churning";
+const HALF_OPEN: &str = "(h) 100 silent SYNs, then a client";
+const FLOOD: &str = "(i) SYN flood, 2,500/s";
+
+const REFUSED: &str = "refused";
+const BUSY: &str = "ERR busy";
+const SERVED: &str = "served";
+const SERVED_PERCENT: &str = "served %";
+const SLOWEST_S: &str = "slowest, s";
+const SERVED_PER_S: &str = "served connections/s";
+const SYNS_PER_S: &str = "forged SYNs/s";
+const WITHIN_A_SECOND: &str = "new clients served within 1 s, %";
+const TALK_P99_MS: &str = "open sessions p99 ms";
+
+/// Silent SYNs before each client of (h).
+const HALF_OPEN_SYNS: u32 = 100;
+/// Forged SYNs a second in (i).
+const FLOOD_RATE: u32 = 2_500;
+/// A new client every this long in (i).
+const FLOOD_NEWCOMER_EVERY: Duration = Duration::from_millis(500);
+/// Sessions that talk through (i).
+const FLOOD_TALKERS: usize = 4;
+
+impl Bench {
+    /// The admission workloads (f) to (i), against `plan.admission_sessions`.
+    fn measure_admission(
+        &self,
+        workload: Workload,
+        plan: &Plan,
+        results: &mut Results,
+    ) -> Result<(), BenchError> {
+        let sessions = plan.admission_sessions;
+        let forged = || {
+            let owned = [Ipv4Addr::new(192, 168, 69, 100)];
+            let mac = host_tap::settings::parse_unicast_mac(host_tap::settings::DEFAULT_MAC)
+                .expect("the default MAC is valid");
+            ForgedSyns::new(self.tap.name(), SERVER_IP, mac, PORT, &owned).map_err(|e| {
+                WorkloadError::Io {
+                    context: "open a packet socket on the TAP",
+                    source: e,
+                }
+            })
+        };
+        let tally = |results: &mut Results, name, server, tally: &Tally| {
+            results.set(name, REFUSED, server, tally.refused as f64);
+            results.set(name, BUSY, server, tally.busy as f64);
+            results.set(name, SERVED, server, tally.served as f64);
+            results.set(name, SERVED_PERCENT, server, tally.served_percent());
+            results.set(name, SLOWEST_S, server, tally.slowest.as_secs_f64());
+        };
+        match workload {
+            Workload::Burst => {
+                for server in [Server::HostTap, Server::Kernel] {
+                    let burst = self.with_server_of(BURST, server, sessions, |_, address| {
+                        admission::burst(address, sessions, 4 * sessions, server.expect())
+                    })?;
+                    let done = &burst.value;
+                    progress(BURST, server, done.to_string());
+                    tally(results, BURST, server, done);
+                }
+            }
+            Workload::Crowd => {
+                for server in [Server::HostTap, Server::Kernel] {
+                    let crowd = self.with_server_of(CROWD, server, sessions, |_, address| {
+                        admission::crowd(
+                            address,
+                            3 * sessions,
+                            plan.crowd_duration,
+                            server.expect(),
+                        )
+                    })?;
+                    let done = &crowd.value;
+                    progress(CROWD, server, done.to_string());
+                    tally(results, CROWD, server, done);
+                    results.set(CROWD, SERVED_PER_S, server, done.served_per_second());
+                }
+            }
+            Workload::HalfOpen => {
+                let server = Server::HostTap;
+                let half_open =
+                    self.with_server_of(HALF_OPEN, server, sessions, |_, address| {
+                        let mut forged = forged()?;
+                        // Half-open handshakes of one round are 3 s old in the next.
+                        let pause = Duration::from_secs(3);
+                        let rounds = plan.half_open_rounds;
+                        admission::half_open(
+                            address,
+                            &mut forged,
+                            HALF_OPEN_SYNS,
+                            rounds,
+                            pause,
+                            server.expect(),
+                        )
+                    })?;
+                let done = &half_open.value;
+                progress(HALF_OPEN, server, done.to_string());
+                tally(results, HALF_OPEN, server, done);
+            }
+            Workload::Flood => {
+                let server = Server::HostTap;
+                let flood = self.with_server_of(FLOOD, server, sessions, |_, address| {
+                    admission::flood(
+                        address,
+                        forged()?,
+                        FLOOD_RATE,
+                        plan.flood_duration,
+                        FLOOD_NEWCOMER_EVERY,
+                        FLOOD_TALKERS,
+                        server.expect(),
+                    )
+                })?;
+                let done = &flood.value;
+                let p99 = done
+                    .talk
+                    .quantile(0.99)
+                    .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
+                progress(
+                    FLOOD,
+                    server,
+                    format!(
+                        "{} SYNs in {:.1} s; new clients: {}; open sessions: {} lines, p99 {p99:.2} ms",
+                        done.syns,
+                        done.lasted.as_secs_f64(),
+                        done.newcomers,
+                        done.lines
+                    ),
+                );
+                results.set(
+                    FLOOD,
+                    SYNS_PER_S,
+                    server,
+                    done.syns as f64 / done.lasted.as_secs_f64(),
+                );
+                results.set(FLOOD, REFUSED, server, done.newcomers.refused as f64);
+                results.set(
+                    FLOOD,
+                    WITHIN_A_SECOND,
+                    server,
+                    done.newcomers.within_a_second_percent(),
+                );
+                results.set(FLOOD, TALK_P99_MS, server, p99);
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }
 
@@ -849,7 +1067,64 @@ fn targets(results: &Results) -> Vec<Target> {
             |growth| growth <= 1.05,
             |growth| format!("x{growth:.3}"),
         ),
+        Target::judge(
+            "burst of 4 x sessions beyond held sessions: 0 refused",
+            row(BURST, REFUSED).and_then(|r| r.host),
+            |refused| refused == 0.0,
+            |refused| format!("{refused:.0} refused"),
+        ),
+        Target::judge(
+            "churn with 3 x sessions clients: 0 refused",
+            row(CROWD, REFUSED).and_then(|r| r.host),
+            |refused| refused == 0.0,
+            |refused| format!("{refused:.0} refused"),
+        ),
+        Target::judge(
+            "churn with 3 x sessions clients: >= 95 % served",
+            row(CROWD, SERVED_PERCENT).and_then(|r| r.host),
+            |served| served >= 95.0,
+            |served| format!("{served:.1} %"),
+        ),
+        Target::judge(
+            "100 silent half-open SYNs: a new client served within 1 s",
+            half_open_slowest(results),
+            |slowest| slowest <= 1.0,
+            |slowest| format!("slowest {slowest:.3} s"),
+        ),
+        Target::judge(
+            "SYN flood >= 2,000/s: >= 90 % of new clients served within 1 s",
+            row(FLOOD, WITHIN_A_SECOND)
+                .and_then(|r| r.host)
+                .filter(|_| flood_rate(results) >= f64::from(2_000)),
+            |within| within >= 90.0,
+            |within| format!("{within:.0} % at {:.0} SYN/s", flood_rate(results)),
+        ),
+        Target::judge(
+            "SYN flood >= 2,000/s: open sessions p99 < 10 ms",
+            row(FLOOD, TALK_P99_MS).and_then(|r| r.host),
+            |p99| p99 < 10.0,
+            |p99| format!("{p99:.2} ms"),
+        ),
     ]
+}
+
+/// The slowest client of (h) in seconds, or infinity if one was not served.
+fn half_open_slowest(results: &Results) -> Option<f64> {
+    let host = |metric| results.get(HALF_OPEN, metric).and_then(|r| r.host);
+    let slowest = host(SLOWEST_S)?;
+    Some(if host(SERVED_PERCENT)? < 100.0 {
+        f64::INFINITY
+    } else {
+        slowest
+    })
+}
+
+/// The forged SYNs a second of (i), 0 if not measured.
+fn flood_rate(results: &Results) -> f64 {
+    results
+        .get(FLOOD, SYNS_PER_S)
+        .and_then(|r| r.host)
+        .unwrap_or(0.0)
 }
 
 /// CPUs, CPU model and kernel, from `/proc`.
@@ -880,7 +1155,7 @@ mod tests {
     fn only_picks_workloads_in_table_order() {
         let plan = Plan::new(&args(&["--only", "e,a"]));
         assert_eq!(plan.workloads, [Workload::Bulk, Workload::Rss]);
-        assert_eq!(Plan::new(&args(&[])).workloads.len(), 5);
+        assert_eq!(Plan::new(&args(&[])).workloads.len(), 9);
     }
 
     #[test]
