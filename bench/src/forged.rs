@@ -55,7 +55,7 @@ impl ForgedSyns {
             .collect();
         Ok(ForgedSyns {
             socket: PacketSocket::bind(interface)?,
-            server: server.into(),
+            server,
             server_mac,
             port,
             free_hosts,
