@@ -6,6 +6,7 @@
 
 use std::mem::size_of;
 
+use reversal_core::listener::{Attempt, KnownPeer, TrackedSocket};
 use reversal_core::{Capacity, HeapResources, StaticResources};
 use smoltcp::iface::SocketStorage;
 
@@ -34,21 +35,33 @@ fn main() {
         "| configuration | sessions | busy sockets | rx/tx buffer | line buffer | per session (buffers + socket) | HeapResources | StaticResources |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    row::<StaticResources<'static, 3, 5, 1024, 1024, 512>>(
+    row::<StaticResources<'static, 3, 5, 1024, 1024, 512, 10, 1, 1>>(
         "board (lm3s6965evb)",
-        Capacity::new(3, 1024, 512).with_spare_sockets(1),
+        Capacity::new(3, 1024, 512)
+            .with_spare_sockets(1)
+            .with_backlog(10)
+            .with_known_peers(1),
     );
     row::<StaticResources<'static, 8, 10, 2048, 2048, 1024>>(
         "small host",
         Capacity::new(8, 2048, 1024).with_spare_sockets(1),
     );
-    row::<StaticResources<'static, 64, 69, 16384, 16384, 1024>>(
+    row::<StaticResources<'static, 64, 69, 16384, 16384, 1024, 256, 64>>(
         "host-tap default (64 sessions, --max-line 1024)",
-        Capacity::new(64, 16 * 1024, 1024),
+        Capacity::new(64, 16 * 1024, 1024)
+            .with_backlog(256)
+            .with_known_peers(64),
     );
     println!();
     println!(
         "smoltcp SocketStorage (one TCP socket's state): {} bytes",
         size_of::<SocketStorage<'static>>()
+    );
+    println!(
+        "listen backlog: {} bytes an attempt, {} a known peer, {} a socket's entry \
+         (with IPv6 addresses; the boards, without, 48, 8 and 16)",
+        size_of::<Attempt>(),
+        size_of::<KnownPeer>(),
+        size_of::<TrackedSocket>()
     );
 }

@@ -14,8 +14,12 @@
 //! - `ingress` (crate-private): every incoming frame at the device level,
 //!   before smoltcp takes it in; it keeps repeated SYNs of connections a
 //!   socket already holds away from the listeners;
+//! - [`listener`]: a listen backlog for any smoltcp server, also at the
+//!   device level: SYNs that find no free socket wait instead of being
+//!   reset, forged half-open handshakes give way to real clients;
 //! - [`server`]: the sessions on smoltcp sockets, one file per job: session
-//!   slots and their phases, busy sockets, UDP, the poll loop, and the
+//!   slots and their phases, busy sockets, UDP, the poll loop (with a
+//!   [`Listener`](listener::Listener) in front of its sessions), and the
 //!   memory the caller lends, sized at run time ([`StaticResources`] in a
 //!   board's `static`, `HeapResources` on a host);
 //! - [`client`]: a non-blocking (`nb`) line client for tests and boards.

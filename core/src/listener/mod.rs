@@ -69,7 +69,7 @@
 //! use smoltcp::iface::{Config, Interface, SocketSet};
 //! use smoltcp::phy::{Loopback, Medium};
 //! use smoltcp::socket::tcp;
-//! use smoltcp::time::{Duration, Instant};
+//! use smoltcp::time::Instant;
 //! use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 //!
 //! let mut device = Loopback::new(Medium::Ip);
@@ -138,6 +138,7 @@ use core::fmt;
 use smoltcp::phy::{ChecksumCapabilities, Device, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::IpEndpoint;
 
 pub use backlog::Attempt;
 pub use config::{ListenerConfig, WhenFull};
@@ -463,57 +464,43 @@ impl<'a> Listener<'a> {
     /// Notes what the `index`-th socket shown does; lets its half-open
     /// handshake give way if it must.
     fn observe(&mut self, index: usize, role: Role, socket: &mut tcp::Socket<'_>) -> Activity {
-        let now = self.now;
-        let connection =
-            socket
-                .remote_endpoint()
-                .zip(socket.local_endpoint())
-                .map(|(peer, local)| Connection {
-                    peer,
-                    port: local.port,
-                });
-        let activity = match (socket.state(), connection) {
-            (tcp::State::Listen, _) if socket.listen_endpoint().port == self.port => {
-                Activity::Listening
-            }
-            (tcp::State::SynReceived, Some(c)) if c.port == self.port => Activity::HalfOpen,
-            (tcp::State::Closed | tcp::State::TimeWait | tcp::State::Listen, _) => Activity::Idle,
-            (_, Some(c)) if c.port == self.port => Activity::Held,
+        // Called for every socket before every batch of frames: the common
+        // cases (listening, open) cost a state read and a table write.
+        let ours = |endpoint: Option<IpEndpoint>| endpoint.is_some_and(|e| e.port == self.port);
+        let activity = match socket.state() {
+            tcp::State::Listen if socket.listen_endpoint().port == self.port => Activity::Listening,
+            tcp::State::Listen | tcp::State::Closed | tcp::State::TimeWait => Activity::Idle,
+            tcp::State::SynReceived if ours(socket.local_endpoint()) => Activity::HalfOpen,
+            _ if ours(socket.local_endpoint()) => Activity::Held,
             _ => Activity::Idle,
         };
-        let connection = connection.unwrap_or(Connection::NONE);
         let Some(before) = self.tracked.entry(index).map(|entry| *entry) else {
             return activity;
         };
-        let same = before.connection == connection;
-        let (since, proven) =
-            if activity == Activity::HalfOpen && same && before.activity == activity {
-                (before.since, before.proven)
-            } else {
-                (Stamp::at(now), false)
-            };
-        if activity == Activity::Held && !(same && before.activity == activity) {
+        let connection = match (activity, socket.remote_endpoint()) {
+            (Activity::HalfOpen | Activity::Held, Some(peer)) => Connection {
+                peer,
+                port: self.port,
+            },
+            _ => Connection::NONE,
+        };
+        let same = before.connection == connection && before.activity == activity;
+        let (since, proven) = match activity {
+            Activity::HalfOpen if same => (before.since, before.proven),
+            _ => (Stamp::at(self.now), false),
+        };
+        if activity == Activity::Held && !same {
             // A handshake completed: its peer owns its address.
             self.peers.prove(connection.peer.addr);
             self.backlog.prove(connection.peer.addr);
         }
-        let mut activity = activity;
         let reclaimed =
             activity == Activity::HalfOpen && !proven && self.gives_way(role, connection, since);
-        if reclaimed {
-            let endpoint = socket.listen_endpoint();
-            socket.abort();
-            // Listening at once forgets the connection before smoltcp
-            // sends its RST: a forged peer is not worth one.
-            if socket.listen(endpoint).is_ok() {
-                net_debug!(
-                    "listener: half-open handshake of {} gave way",
-                    connection.peer
-                );
-                self.counts.reclaimed += 1;
-                activity = Activity::Listening;
-            }
-        }
+        let activity = if reclaimed && self.reclaim(socket, connection) {
+            Activity::Listening
+        } else {
+            activity
+        };
         if let Some(entry) = self.tracked.entry(index) {
             *entry = TrackedSocket {
                 connection,
@@ -525,6 +512,24 @@ impl<'a> Listener<'a> {
             };
         }
         activity
+    }
+
+    /// Puts a socket whose half-open handshake gave way back to listening;
+    /// true if it listens.
+    fn reclaim(&mut self, socket: &mut tcp::Socket<'_>, connection: Connection) -> bool {
+        let endpoint = socket.listen_endpoint();
+        socket.abort();
+        // Listening at once forgets the connection before smoltcp sends
+        // its RST: a forged peer is not worth one.
+        let listens = socket.listen(endpoint).is_ok();
+        if listens {
+            net_debug!(
+                "listener: half-open handshake of {} gave way",
+                connection.peer
+            );
+            self.counts.reclaimed += 1;
+        }
+        listens
     }
 
     /// The sockets whose half-open handshake gave way at the last update,

@@ -16,7 +16,7 @@
 //! that runs them in turn.
 //!
 //! Connections that come while every session is taken wait in the listen
-//! backlog (a [`Listener`](crate::listener::Listener)) for the configured
+//! backlog (a [`Listener`]) for the configured
 //! admission wait: a session that frees in time takes the connection, and
 //! otherwise a busy socket answers it with `ERR busy` and a FIN.
 
@@ -240,13 +240,11 @@ impl<'a> Server<'a> {
         device: &mut D,
     ) -> Option<Instant> {
         for _ in 0..MAX_ROUNDS {
-            let tcp_sockets = self.sessions.handles().chain(self.busy.handles());
             let more_waiting = receive(
                 now,
                 iface,
                 device,
                 &mut self.sockets,
-                tcp_sockets,
                 &mut self.held,
                 (&mut self.listener, &self.roles),
             );

@@ -3,7 +3,7 @@
 //! do, then smoltcp's ingress through both ([`Ingress`], then the
 //! [`Listener`]'s device).
 
-use smoltcp::iface::{Interface, PollIngressSingleResult, SocketHandle, SocketSet};
+use smoltcp::iface::{Interface, PollIngressSingleResult, SocketSet};
 use smoltcp::phy::Device;
 use smoltcp::socket::{AnySocket, tcp};
 use smoltcp::time::Instant;
@@ -16,7 +16,7 @@ use crate::listener::Listener;
 const MAX_INGRESS: usize = 64;
 
 /// Lets smoltcp take in up to [`MAX_INGRESS`] frames, with repeated SYNs of
-/// connections the TCP sockets (`tcp_sockets`) already hold kept from the
+/// connections the server's TCP sockets already hold kept from the
 /// listeners (see [`crate::ingress`]) and connections no socket can take
 /// yet kept in the listen backlog. True if more frames may be waiting.
 pub(super) fn receive<D: Device + ?Sized>(
@@ -24,17 +24,10 @@ pub(super) fn receive<D: Device + ?Sized>(
     iface: &mut Interface,
     device: &mut D,
     sockets: &mut SocketSet<'_>,
-    tcp_sockets: impl Iterator<Item = SocketHandle>,
     held: &mut HeldConnections<'_>,
     (listener, roles): (&mut Listener<'_>, &Roles),
 ) -> bool {
-    held.clear();
-    for handle in tcp_sockets {
-        if let Some(connection) = held_connection(sockets.get::<tcp::Socket>(handle)) {
-            held.hold(connection);
-        }
-    }
-    update_listener(now, sockets, listener, roles);
+    update(now, sockets, held, listener, roles);
     iface.poll_maintenance(now);
     let mut device = Ingress::new(device, held);
     let mut device = listener.device(&mut device);
@@ -47,21 +40,28 @@ pub(super) fn receive<D: Device + ?Sized>(
     true
 }
 
-/// Shows the listener the server's TCP sockets, sessions first, and gives
-/// each socket whose half-open handshake gave way a fresh slot: smoltcp
-/// keeps a socket's wait for an unanswered ARP in the set, where it would
-/// hold the next SYN-ACK back for up to a second (see
+/// In one pass over the server's TCP sockets (sessions first): refills the
+/// table of held connections and shows the listener what each socket
+/// does. Then gives each socket whose half-open handshake gave way a
+/// fresh slot: smoltcp keeps a socket's wait for an unanswered ARP in the
+/// set, where it would hold the next SYN-ACK back for up to a second (see
 /// [`Listener::reclaimed`]). Nothing before these sockets is ever removed
 /// from the set, so each gets its handle back.
-fn update_listener(
+fn update(
     now: Instant,
     sockets: &mut SocketSet<'_>,
+    held: &mut HeldConnections<'_>,
     listener: &mut Listener<'_>,
     roles: &Roles,
 ) {
+    held.clear();
     let shown = sockets.iter_mut().filter_map(|(handle, socket)| {
         let role = roles.of(handle)?;
-        Some((role, tcp::Socket::downcast_mut(socket)?))
+        let socket = tcp::Socket::downcast_mut(socket)?;
+        if let Some(connection) = held_connection(socket) {
+            held.hold(connection);
+        }
+        Some((role, socket))
     });
     listener.update(now, shown);
     for index in listener.reclaimed() {
