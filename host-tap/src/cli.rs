@@ -49,7 +49,8 @@ sent (a partial line is answered as at end of input) and a FIN, for up to
 A second signal stops at once.
 
 Memory is fixed at start-up: each of the --sessions slots has a
-16 KiB receive buffer, a 16 KiB send buffer and a line buffer of --max-line bytes;
+16 KiB receive buffer, a 16 KiB send buffer and a line buffer of --max-line bytes,
+and room for 4 connections waiting in the listen backlog (--admission-wait);
 the defaults reserve about 2.2 MiB, 1024 sessions about 34 MiB.
 
 Durations: 50ms, 300ms, 2s, 2m, 1h 30m; for timers `off` or 0 switches them off.
