@@ -36,15 +36,21 @@
 //!   a kernel asks for the server's address before its first SYN) or by
 //!   completing a handshake; a bounded table ([`KnownPeer`]) remembers the
 //!   most recent ones. Their attempts are handed to sockets before any
-//!   other's and never give way to an unproven newcomer.
+//!   other's and never give way to an unproven newcomer. A proven peer's
+//!   SYN reaches smoltcp with an ARP reply from it, written from the
+//!   addresses its SYN came with: smoltcp's neighbour cache holds a few
+//!   entries and it sends one ARP request a second for all neighbours, a
+//!   second that forged SYNs compete for.
 //! - **Half-open handshakes give way.** A forged SYN takes a socket into
 //!   SYN-RECEIVED, where smoltcp holds it until its handshake timeout
-//!   while its SYN-ACK waits on an ARP answer that never comes. While
-//!   attempts wait, a socket whose half-open peer has not proved itself
-//!   within [`half_open_grace`](ListenerConfig::half_open_grace) listens
-//!   again (no RST: there is nobody to tell). So a silent SYN holds a
-//!   backlog entry, never a socket, for long, and under a flood of forged
-//!   SYNs a real client on the link still gets in.
+//!   while its SYN-ACK waits on an ARP answer that never comes. While a
+//!   proven peer's attempt waits, a socket whose half-open peer has not
+//!   proved itself within [`half_open_grace`](ListenerConfig::half_open_grace)
+//!   listens again (no RST: there is nobody to tell; see
+//!   [`reclaimed`](Listener::reclaimed) for smoltcp's ARP wait that stays
+//!   with the socket). So a silent SYN holds a backlog entry, never a
+//!   socket, for long, and under a flood of forged SYNs a real client on
+//!   the link still gets in.
 //!
 //! # Using it
 //!
@@ -108,18 +114,22 @@
 //! - Clients behind a gateway cannot prove themselves by ARP (the gateway
 //!   answers for them); until their first completed handshake they compete
 //!   with forged SYNs on equal terms, and a handshake of theirs that takes
-//!   longer than the grace while others wait is cut short (their next
-//!   segment gets a RST). The same holds for every client on a medium
+//!   longer than the grace while a proven client waits is cut short (their
+//!   next segment gets a RST). The same holds for every client on a medium
 //!   without ARP (`Medium::Ip`).
+//! - A proven client that goes silent in its handshake keeps its socket
+//!   until the socket's handshake timeout.
+//! - The table of proven peers is bounded: more distinct clients at once
+//!   than it holds are remembered only from their latest ARP or handshake.
 //! - An attacker on the link can send ARP for the addresses it forges;
 //!   nothing on the link can tell it from a real host.
 //! - A waiting client sees a slow `connect`, not a refusal: the handshake
 //!   completes when a socket takes its SYN. Its own connect timeout may end
 //!   the wait first.
 //! - smoltcp rate-limits its ARP requests to one a second for all
-//!   neighbours together; a real client whose address smoltcp has not
-//!   resolved may wait that long for its SYN-ACK while forged SYNs are
-//!   being answered.
+//!   neighbours together; an unproven real client whose address smoltcp
+//!   has not resolved may wait that long for its SYN-ACK while forged SYNs
+//!   are being answered.
 //! - One listener per port; several ports, several listeners, one device
 //!   wrapped in the next.
 
