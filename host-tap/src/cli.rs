@@ -166,7 +166,7 @@ pub struct Args {
     #[arg(long)]
     pub no_udp: bool,
 
-    /// Concurrent sessions; one more client gets `ERR busy` (1 to 1024).
+    /// Concurrent sessions; one more client waits for one, then gets `ERR busy` (1 to 1024).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_SESSIONS)]
     pub sessions: usize,
 

@@ -9,7 +9,8 @@
 use reversal_core::{Server, ServerConfig, StaticResources};
 use static_cell::ConstStaticCell;
 
-/// Concurrent TCP sessions; one more connection gets `ERR busy`.
+/// Concurrent TCP sessions; more connections wait in the backlog for one,
+/// then get `ERR busy`.
 pub const SESSIONS: usize = 3;
 /// Sockets of the board's own beside the server's: the DHCP client.
 pub const CALLER_SOCKETS: usize = if cfg!(feature = "dhcp") { 1 } else { 0 };
