@@ -452,9 +452,28 @@ fn captured_udp_exchange(seed: u64) -> Segment {
     sim.segment().clone()
 }
 
+/// Says that `test` is skipped for `reason`, or fails it under
+/// `REQUIRE_TAP=1`; records the skip for `scripts/test-all`'s summary in the
+/// file `$REVERSAL_SKIP_LOG` names, as host-tap's test helper `skip` does.
+fn skip(test: &str, reason: &str) {
+    if std::env::var("REQUIRE_TAP").as_deref() == Ok("1") {
+        panic!("{test} cannot run ({reason}) and REQUIRE_TAP=1");
+    }
+    eprintln!("skipped: {test}: {reason}");
+    if let Some(log) = std::env::var_os("REVERSAL_SKIP_LOG") {
+        let line = format!("harness: {test}: {reason}\n");
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, line.as_bytes()))
+            .unwrap_or_else(|e| panic!("cannot record the skip in {}: {e}", log.display()));
+    }
+}
+
 /// The frames `tshark` reads from `path`, one protocol stack per line, or
-/// `None` when tshark is not installed.
-fn tshark_protocols(path: &std::path::Path) -> Option<Vec<String>> {
+/// `None` when tshark is not installed (then `test` is skipped).
+fn tshark_protocols(test: &str, path: &std::path::Path) -> Option<Vec<String>> {
     let output = Command::new("tshark")
         .args(["-r"])
         .arg(path)
@@ -463,7 +482,7 @@ fn tshark_protocols(path: &std::path::Path) -> Option<Vec<String>> {
     let output = match output {
         Ok(output) => output,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("skipped: tshark is not installed");
+            skip(test, "tshark is not installed");
             return None;
         }
         Err(error) => panic!("cannot run tshark: {error}"),
@@ -487,7 +506,7 @@ fn pcap_is_readable_by_tshark() {
     let segment = captured_udp_exchange(5);
     let path = scratch_file("exchange.pcap");
     segment.write_pcap(&path).unwrap();
-    let frames = tshark_protocols(&path);
+    let frames = tshark_protocols("pcap_is_readable_by_tshark", &path);
     std::fs::remove_file(&path).unwrap();
     let Some(frames) = frames else { return };
     assert_eq!(frames.len() as u64, segment.stats().transmitted);
@@ -515,7 +534,7 @@ fn a_failed_scenario_leaves_its_pcap_behind() {
     });
     assert!(scenario.join().is_err());
     assert!(path.is_file(), "no pcap at {}", path.display());
-    let frames = tshark_protocols(&path);
+    let frames = tshark_protocols("a_failed_scenario_leaves_its_pcap_behind", &path);
     std::fs::remove_file(&path).unwrap();
     if let Some(frames) = frames {
         assert!(frames.iter().filter(|stack| stack.contains(":udp")).count() == 6);
