@@ -7,7 +7,18 @@ use core::fmt;
 use core::str::FromStr;
 
 #[cfg(feature = "graphemes")]
-use unicode_segmentation::UnicodeSegmentation;
+mod grapheme_table;
+#[cfg(feature = "graphemes")]
+mod graphemes;
+
+/// The Unicode version whose data and rules [`Mode::Graphemes`] follows.
+///
+/// ```
+/// // GB9c, the Indic conjunct rule, came with 15.1.
+/// assert!(reversal_core::reverse::UNICODE_VERSION >= (15, 1, 0));
+/// ```
+#[cfg(feature = "graphemes")]
+pub const UNICODE_VERSION: (u8, u8, u8) = grapheme_table::UNICODE_VERSION;
 
 /// What a reversal keeps whole.
 ///
@@ -175,17 +186,20 @@ pub fn validate_utf8(input: &[u8]) -> Result<&str, usize> {
 /// ```
 pub fn reverse(mode: Mode, input: &[u8], output: &mut [u8]) -> Result<usize, ReverseError> {
     let n = input.len();
-    if mode.requires_utf8() {
-        validate_utf8(input).map_err(|offset| ReverseError::InvalidUtf8 { offset })?;
-    }
+    // Bytes mode takes any input; the others read it as text.
+    let text = if mode.requires_utf8() {
+        validate_utf8(input).map_err(|offset| ReverseError::InvalidUtf8 { offset })?
+    } else {
+        ""
+    };
     let output = output
         .get_mut(..n)
         .ok_or(ReverseError::OutputTooSmall { needed: n })?;
     match mode {
         Mode::Bytes => reverse_bytes(input, output),
-        Mode::Chars => reverse_chars(input, output),
+        Mode::Chars => reverse_chars(text.as_bytes(), output),
         #[cfg(feature = "graphemes")]
-        Mode::Graphemes => reverse_graphemes(input, output),
+        Mode::Graphemes => reverse_graphemes(text, output),
     }
     Ok(n)
 }
@@ -298,13 +312,13 @@ fn simple_len(input: &[u8], i: usize) -> usize {
 #[cfg(feature = "graphemes")]
 /// Grapheme reversal with a fast path for simple characters.
 ///
-/// The text is cut at positions that are certainly cluster boundaries (between
-/// two simple characters that are not CR LF). Simple characters between such
-/// cuts are moved directly; everything else goes through `unicode-segmentation`
-/// as a span starting and ending on a certain boundary, so the result is the
-/// same as segmenting the whole text (the rules that look back across several
-/// characters, GB11 to GB13 and GB9c, never look past a simple character).
-fn reverse_graphemes(input: &[u8], output: &mut [u8]) {
+/// Simple characters that are certainly clusters of their own (followed by
+/// another simple character or the end, CR LF kept whole) are moved
+/// directly; anything else is moved one cluster at a time as the segmenter
+/// finds them. Both start at a cluster boundary, so the result is that of
+/// segmenting the whole text.
+fn reverse_graphemes(text: &str, output: &mut [u8]) {
+    let input = text.as_bytes();
     let n = input.len();
     let mut pos = 0; // always a cluster boundary
     while pos < n {
@@ -332,7 +346,9 @@ fn reverse_graphemes(input: &[u8], output: &mut [u8]) {
             }
             continue;
         }
-        pos = reverse_complex_span(input, output, pos);
+        let end = graphemes::cluster_end(text, pos);
+        place(input, output, pos, end);
+        pos = end;
     }
 }
 
@@ -355,39 +371,11 @@ fn place_ascii_run(input: &[u8], output: &mut [u8], start: usize, end: usize) {
     }
 }
 
-#[cfg(feature = "graphemes")]
-/// Reverses, by full segmentation, the span from `start` (a cluster boundary)
-/// to the next certain boundary, and returns that boundary.
-fn reverse_complex_span(input: &[u8], output: &mut [u8], start: usize) -> usize {
-    let n = input.len();
-    let mut prev_simple = false;
-    let mut prev_is_cr = false;
-    let mut i = start;
-    let mut end = n;
-    while i < n {
-        let len = simple_len(input, i);
-        let simple = len > 0;
-        if i > start && prev_simple && simple && !(prev_is_cr && input[i] == b'\n') {
-            end = i;
-            break;
-        }
-        prev_simple = simple;
-        prev_is_cr = input[i] == b'\r';
-        i += if simple { len } else { utf8_len(input[i]) };
-    }
-    // The span starts and ends on character boundaries of valid UTF-8.
-    let span = core::str::from_utf8(&input[start..end]).unwrap_or_default();
-    for (offset, cluster) in span.grapheme_indices(true) {
-        let cluster_start = start + offset;
-        place(input, output, cluster_start, cluster_start + cluster.len());
-    }
-    end
-}
-
 #[cfg(all(test, feature = "graphemes"))]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use unicode_segmentation::UnicodeSegmentation;
 
     fn reversed(mode: Mode, input: &str) -> String {
         let mut out = vec![0u8; input.len()];
@@ -403,7 +391,7 @@ mod tests {
         twice
     }
 
-    /// Reference: plain segmentation of the whole text, no fast path.
+    /// Reference: `unicode-segmentation` on the whole text, no fast path.
     fn reference_graphemes(input: &str) -> String {
         input.graphemes(true).rev().collect()
     }
