@@ -2,6 +2,13 @@
 //!
 //! The reversal of `n` bytes of input is always exactly `n` bytes: units are
 //! moved, never re-encoded. The caller hands in the output buffer.
+//!
+//! Grapheme clusters come from the core's own UAX #29 segmenter
+//! (`reverse/graphemes.rs`) over a class table generated from the Unicode
+//! Character Database (`reverse/grapheme_table.rs`, 3.2 KB; regenerate with
+//! `cargo run -p reversal-core --example grapheme_table`). It segments
+//! exactly as `unicode-segmentation` 1.13 does, at about a sixth of its flash;
+//! the tests hold it to Unicode's own break tests and to that crate.
 
 use core::fmt;
 use core::str::FromStr;
@@ -34,7 +41,8 @@ pub const UNICODE_VERSION: (u8, u8, u8) = grapheme_table::UNICODE_VERSION;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Mode {
-    /// Extended grapheme clusters (UAX #29): `e\u{301}`, `👍🏽`, `🇰🇷` and `각` stay whole.
+    /// Extended grapheme clusters (UAX #29 of [`UNICODE_VERSION`], Indic
+    /// conjuncts included): `e\u{301}`, `👍🏽`, `🇰🇷` and `각` stay whole.
     /// The default; needs the `graphemes` feature.
     #[cfg(feature = "graphemes")]
     #[default]

@@ -198,7 +198,7 @@ fn stored(classes: &[&'static str]) -> Vec<&'static str> {
         let in_block = HANGUL_SYLLABLES.contains(&cp);
         let expected = if !in_block {
             None
-        } else if (cp - HANGUL_SYLLABLES.start()) % 28 == 0 {
+        } else if (cp - HANGUL_SYLLABLES.start()).is_multiple_of(28) {
             Some("Lv")
         } else {
             Some("Lvt")

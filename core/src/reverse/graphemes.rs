@@ -36,7 +36,7 @@ fn class_of(c: char) -> Class {
     // starts at 0.
     let run = runs[runs.partition_point(|&run| run >> 4 <= offset) - 1];
     match table::STORED_CLASSES[usize::from(run & 0xF)] {
-        Class::Lv if (cp - table::HANGUL_SYLLABLES.start()) % 28 != 0 => Class::Lvt,
+        Class::Lv if !(cp - table::HANGUL_SYLLABLES.start()).is_multiple_of(28) => Class::Lvt,
         class => class,
     }
 }
