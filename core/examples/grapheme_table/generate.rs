@@ -32,7 +32,7 @@ const CODE_POINTS: u32 = 0x11_0000;
 const CLASSES: [(&str, &str); 18] = [
     ("Other", "Grapheme_Cluster_Break=Other, none of the below."),
     ("Control", "Control (CR and LF apart)."),
-    ("Extend", "Extend with InCB=None (only U+200C ZWNJ)."),
+    ("Extend", "Extend with InCB=None."),
     ("InCbExtend", "Extend with InCB=Extend."),
     ("InCbLinker", "Extend with InCB=Linker (viramas)."),
     ("Zwj", "ZWJ (InCB=Extend)."),

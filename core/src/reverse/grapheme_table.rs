@@ -21,7 +21,7 @@ pub(super) enum Class {
     Other,
     /// Control (CR and LF apart). Code points: 3893.
     Control,
-    /// Extend with InCB=None (only U+200C ZWNJ). Code points: 1.
+    /// Extend with InCB=None. Code points: 1.
     Extend,
     /// Extend with InCB=Extend. Code points: 2216.
     InCbExtend,
