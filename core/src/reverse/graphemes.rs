@@ -53,17 +53,24 @@ struct Context {
     odd_regional_indicators: bool,
 }
 
+/// How far the text's end matches `ExtPict Extend* ZWJ` (GB11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Emoji {
     None,
+    /// `ExtPict Extend*`.
     Pictograph,
+    /// `ExtPict Extend* ZWJ`: a pictograph joins next.
     PictographZwj,
 }
 
+/// How far the text's end matches GB9c's `Consonant [Extend Linker]*`
+/// with at least one Linker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Conjunct {
     None,
+    /// A consonant, then InCB=Extend only.
     Consonant,
+    /// A consonant, then at least one Linker: a consonant joins next.
     Linked,
 }
 
