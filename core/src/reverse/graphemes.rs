@@ -253,7 +253,8 @@ mod tests {
     ];
 
     /// Every code point alone and between each neighbour on either side, as
-    /// the oracle segments them.
+    /// the oracle segments them: 54 million segmentations, about 10 s with
+    /// `--release` (the project's test command), two minutes without.
     #[test]
     fn every_code_point_segments_as_the_oracle_does() {
         let mut text = String::new();
