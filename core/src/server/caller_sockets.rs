@@ -35,8 +35,8 @@ impl<'a> Server<'a> {
     /// let mac = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
     /// let mut iface = Interface::new(Config::new(mac.into()), &mut device, Instant::ZERO);
     ///
-    /// // 1 session + a busy socket + UDP + the DHCP client = 4 slots.
-    /// let mut resources = StaticResources::<'_, 1, 4, 256, 256, 64>::new();
+    /// // 1 session + a busy socket + UDP's two + the DHCP client = 5 slots.
+    /// let mut resources = StaticResources::<'_, 1, 5, 256, 256, 64>::new();
     /// let config = ServerConfig::new(1, 64).with_caller_sockets(1);
     /// let mut server = Server::new(config, &mut resources).unwrap();
     /// let dhcp = server.add_socket(dhcpv4::Socket::new()).unwrap();
@@ -75,7 +75,7 @@ impl<'a> Server<'a> {
     /// # use reversal_core::{Server, ServerConfig, StaticResources};
     /// use smoltcp::socket::udp;
     ///
-    /// # let mut resources = StaticResources::<'_, 1, 4, 256, 256, 64>::new();
+    /// # let mut resources = StaticResources::<'_, 1, 5, 256, 256, 64>::new();
     /// let config = ServerConfig::new(1, 64).with_caller_sockets(1);
     /// let mut server = Server::new(config, &mut resources).unwrap();
     /// let buffer = || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 4], vec![0; 512]);
@@ -124,8 +124,8 @@ mod tests {
     use crate::server::ConfigError;
     use crate::{Server, ServerConfig, StaticResources};
 
-    /// One session, a busy socket, UDP and one caller slot.
-    type Resources = StaticResources<'static, 1, 4, 256, 256, 64>;
+    /// One session, a busy socket, UDP's two sockets and one caller slot.
+    type Resources = StaticResources<'static, 1, 5, 256, 256, 64>;
 
     fn server_with(caller_sockets: usize) -> Server<'static> {
         let resources: &'static mut Resources = Box::leak(Box::default());

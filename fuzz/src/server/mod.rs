@@ -63,8 +63,9 @@ const CLIENT_TCP_PORT: u16 = 40000;
 const CLIENT_UDP_PORT: u16 = 50000;
 const MAX_LINE: usize = 64;
 
-/// Two sessions (the client's and one for the attacker), UDP, four busy sockets.
-type Resources<'a> = StaticResources<'a, 2, 7, 1024, 1024, MAX_LINE>;
+/// Two sessions (the client's and one for the attacker), UDP (a receiving
+/// and a reply socket), four busy sockets.
+type Resources<'a> = StaticResources<'a, 2, 8, 1024, 1024, MAX_LINE>;
 
 /// Operations taken from one case, and the virtual time the attacker's
 /// waits may add up to (well inside the two-minute idle timeout).
