@@ -12,8 +12,7 @@
 //! round. The figures (frames, seconds, VmRSS) are printed for the README's
 //! "What it withstands".
 //!
-//! Run with: `cargo test -p host-tap --release --test hostile -- --nocapture`
-//! (`--ignored` for the checks of issue 10's open UDP bug).
+//! Run with: `cargo test -p host-tap --release --test hostile -- --nocapture`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
@@ -372,7 +371,6 @@ fn udp_flood_from_spoofed_on_link_sources_leaves_tcp_exact_and_memory_flat() {
 }
 
 #[test]
-#[ignore = "issue 10 item 1 (open, fixed in a later change): a reply to an on-link sender that never answers ARP blocks every later UDP reply"]
 fn udp_flood_from_spoofed_on_link_sources_leaves_udp_exact() {
     hostile(
         "udp_flood_from_spoofed_on_link_sources_leaves_udp_exact",
@@ -384,7 +382,6 @@ fn udp_flood_from_spoofed_on_link_sources_leaves_udp_exact() {
 }
 
 #[test]
-#[ignore = "issue 10 item 1 (open, fixed in a later change): a reply to an on-link sender that never answers ARP blocks every later UDP reply"]
 fn one_datagram_from_an_unowned_on_link_address_leaves_udp_serving() {
     hostile(
         "one_datagram_from_an_unowned_on_link_address_leaves_udp_serving",

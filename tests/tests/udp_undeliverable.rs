@@ -9,15 +9,16 @@
 //! every later UDP reply for good.
 
 use reversal_core::server::UDP_REPLY_TIMEOUT;
-use reversal_core::{Capacity, Counters, HeapResources, ServerConfig};
+use reversal_core::{Capacity, Counters, HeapResources, Server, ServerConfig};
 use reversal_sim::reversal::Network;
-use reversal_sim::{Direction, Faults, Host, Party, PartyId, Port, Sim, seed_sweep};
-use smoltcp::iface::SocketHandle;
+use reversal_sim::{Direction, Faults, Host, Party, PartyId, Port, PortConfig, Sim, seed_sweep};
+use smoltcp::iface::{Interface, SocketHandle};
 use smoltcp::phy::{ChecksumCapabilities, Device, RxToken, TxToken};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    EthernetRepr, IpAddress, IpCidr, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, UdpPacket,
+    UdpRepr,
 };
 
 const PORT: u16 = 8888;
@@ -455,7 +456,7 @@ fn a_datagram_from_an_address_without_a_route_is_dropped_at_once() {
     let far = IpAddress::v4(192, 0, 2, 9);
     let mut host = net.host();
     host.interface().update_ip_addrs(|addresses| {
-        addresses.push(smoltcp::wire::IpCidr::new(far, 32)).unwrap();
+        addresses.push(IpCidr::new(far, 32)).unwrap();
     });
     let socket = host.add_udp_socket(4, 1024);
     host.udp(socket).bind((far, 5000)).unwrap();
@@ -465,4 +466,114 @@ fn a_datagram_from_an_address_without_a_route_is_dropped_at_once() {
     net.sim.run_for(Duration::from_millis(50)).unwrap();
     let counters = counters(&net);
     assert_eq!((counters.udp_datagrams, counters.udp_dropped), (1, 1));
+}
+
+// ---------------------------------------------------------------------------
+// A full device
+
+/// A device with no room to send while `full`, as a NIC whose transmit
+/// ring is full.
+struct Full<D> {
+    device: D,
+    full: bool,
+}
+
+impl<D: Device> Device for Full<D> {
+    type RxToken<'a>
+        = D::RxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = D::TxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        self.device.receive(timestamp)
+    }
+
+    fn transmit(&mut self, timestamp: Instant) -> Option<Self::TxToken<'_>> {
+        if self.full {
+            return None;
+        }
+        self.device.transmit(timestamp)
+    }
+
+    fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+        self.device.capabilities()
+    }
+}
+
+/// The server on a [`Full`] port.
+struct ServerOnFullDevice {
+    server: Server<'static>,
+    iface: Interface,
+    device: Full<Port>,
+}
+
+impl Party for ServerOnFullDevice {
+    fn poll(&mut self, now: Instant) -> Option<Instant> {
+        let next = self.server.poll(now, &mut self.iface, &mut self.device);
+        // A full NIC wakes its driver when it has room again; here, soon.
+        match self.device.full {
+            true => Some(now + Duration::from_millis(1)),
+            false => next,
+        }
+    }
+}
+
+/// A reply that the device had no room for has not been tried: it waits
+/// for the device, gives way to no datagram, and is delivered with the
+/// ones that waited unread behind it.
+#[test]
+fn replies_the_device_has_no_room_for_wait_and_are_not_dropped() {
+    init_log();
+    let mut sim = Sim::new(0);
+    let capacity = Capacity::new(1, 1024, MAX_LINE).with_spare_sockets(1);
+    let resources = Box::leak(Box::new(HeapResources::new(capacity)));
+    let server = Server::new(ServerConfig::new(1, MAX_LINE), resources).unwrap();
+    let mut port = sim.attach(PortConfig::new().latency(Duration::from_millis(1)));
+    let mut iface = Interface::new(port.interface_config(), &mut port, sim.now());
+    let server_address = Ipv4Address::new(10, 0, 0, 1);
+    iface.update_ip_addrs(|addresses| {
+        addresses
+            .push(IpCidr::new(server_address.into(), 24))
+            .unwrap();
+    });
+    let device = Full {
+        device: port,
+        full: false,
+    };
+    let server = sim.add(ServerOnFullDevice {
+        server,
+        iface,
+        device,
+    });
+    let config = PortConfig::new().latency(Duration::from_millis(1));
+    let client = sim.add_host(config, &[IpCidr::new(IpAddress::v4(10, 0, 0, 2), 24)]);
+    let socket = sim[client].add_udp_socket(8, 4096);
+    sim[client].udp(socket).bind(5000).unwrap();
+    let exchange = |sim: &mut Sim, datagrams: &[&[u8]]| {
+        for datagram in datagrams {
+            let to = (server_address, PORT);
+            sim[client].udp(socket).send_slice(datagram, to).unwrap();
+        }
+        sim.run_for(Duration::from_millis(100)).unwrap();
+    };
+    // The client's address resolves.
+    exchange(&mut sim, &[b"first\n"]);
+    assert!(sim[client].udp(socket).recv().is_ok());
+
+    sim[server].device.full = true;
+    exchange(&mut sim, &[b"one\n", b"two\n", b"three\n"]);
+    assert!(sim[client].udp(socket).recv().is_err(), "no room to send");
+    sim[server].device.full = false;
+    sim.run_for(Duration::from_millis(100)).unwrap();
+    let mut replies = Vec::new();
+    while let Ok((reply, _)) = sim[client].udp(socket).recv() {
+        replies.push(reply.to_vec());
+    }
+    assert_eq!(replies, [&b"eno\n"[..], b"owt\n", b"eerht\n"]);
+    let counters = sim[server].server.counters();
+    assert_eq!((counters.udp_datagrams, counters.udp_dropped), (4, 0));
 }
