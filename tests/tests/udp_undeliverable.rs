@@ -399,6 +399,21 @@ fn when_every_reply_socket_waits_the_oldest_reply_gives_way() {
     }
 }
 
+/// An empty datagram gets an empty reply, which holds no byte but waits
+/// all the same (found by the `server` fuzz target, from an IPv6 sender).
+#[test]
+fn an_empty_reply_that_waits_holds_up_no_other_sender() {
+    let mut net = network(0, 1);
+    Vanished::add(&mut net, b"");
+    net.sim.run_for(Duration::from_millis(10)).unwrap();
+    let asker = Asker::new(&mut net, datagrams(0));
+    let asker = net.sim.add(asker);
+    net.sim
+        .run_until(Duration::from_secs(2), |sim| sim[asker].is_done())
+        .expect("the asker is answered");
+    assert_eq!(counters(&net).udp_dropped, 1);
+}
+
 /// A sender that later answers ARP gets its reply, late: a reply waits for
 /// its neighbour up to the timeout instead of being dropped at once.
 #[test]

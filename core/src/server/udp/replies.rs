@@ -132,7 +132,9 @@ impl<'a> ReplySockets<'a> {
             let Some(held) = &mut socket.held else {
                 continue;
             };
-            if set.get::<udp::Socket>(socket.handle).send_queue() == 0 {
+            // Room for one reply means its reply left: the bytes queued
+            // cannot tell, as an empty datagram's reply has none.
+            if set.get::<udp::Socket>(socket.handle).can_send() {
                 socket.held = None;
             } else if !device_full {
                 held.waits = true;
