@@ -9,7 +9,16 @@
 //! polls them with the server's sockets and its deadline includes theirs.
 //! The server never reads, closes or shuts them down: they are the caller's.
 //!
+//! A UDP socket of the caller's keeps smoltcp's own queueing: a datagram to
+//! an address that never resolves stays at the head of its send queue for
+//! good, and every datagram queued behind it with it (the server's replies
+//! use sockets of their own to avoid that, see [`UDP_REPLY_TIMEOUT`]). Send
+//! a caller socket's datagrams only to addresses that answer, or give each
+//! destination a socket and close it when it stalls. smoltcp's DHCP client
+//! keeps no such queue: it builds each message when its timers say so.
+//!
 //! [`ServerConfig::caller_sockets`]: super::ServerConfig::caller_sockets
+//! [`UDP_REPLY_TIMEOUT`]: super::UDP_REPLY_TIMEOUT
 
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::AnySocket;
