@@ -12,7 +12,8 @@
 # firmware's "serving at" log line, then runs qemu-checks.py (the SPEC's
 # behaviours, UDP, lease renewals, with real clients on 127.0.0.1: Python
 # sockets, nc and the seed's client), then checks the log: one lease, never
-# lost, and RAM in use (static plus the stack high-water mark).
+# lost, RAM in use (static plus the stack high-water mark), and the one UDP
+# reply that could not be delivered dropped and counted.
 #
 # With --static-address: the build with a fixed address (without the dhcp
 # feature) on QEMU's default network, reached at 10.0.2.15.
@@ -256,10 +257,26 @@ ram_within_budget() {
     fi
 }
 
+# The checks send one datagram whose sender never answers ARP: its reply is
+# dropped and counted (after the next datagram took its reply socket, or
+# after the core's UDP_REPLY_TIMEOUT), the only UDP datagram not answered.
+# Reads the heartbeat ram_within_budget waited for.
+unowned_senders_reply_dropped_and_counted() {
+    local line
+    line="$(grep heartbeat "$log" | tail -n 1)"
+    if [[ "$line" == *"udp_dropped: 1 "* || "$line" == *"udp_dropped: 1}"* ]]; then
+        echo "ok   the unowned sender's reply dropped and counted (udp_dropped: 1)"
+    else
+        echo "FAIL the unowned sender's reply dropped and counted: $(grep -o 'udp_dropped: [0-9]*' <<<"$line")"
+        return 1
+    fi
+}
+
 report seed_client_gets_every_reply
 report firmware_alive
 $static_address || report one_lease_never_lost
 report ram_within_budget
+report unowned_senders_reply_dropped_and_counted
 
 echo "$package: $passed passed, $failed failed"
 ((failed == 0))

@@ -34,17 +34,18 @@ fn main() {
         "| configuration | sessions | busy sockets | rx/tx buffer | line buffer | per session (buffers + socket) | HeapResources | StaticResources |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    row::<StaticResources<'static, 3, 5, 1024, 1024, 512>>(
+    row::<StaticResources<'static, 3, 6, 1024, 1024, 512>>(
         "board (lm3s6965evb)",
         Capacity::new(3, 1024, 512).with_spare_sockets(1),
     );
-    row::<StaticResources<'static, 8, 10, 2048, 2048, 1024>>(
+    row::<StaticResources<'static, 8, 11, 2048, 2048, 1024>>(
         "small host",
         Capacity::new(8, 2048, 1024).with_spare_sockets(1),
     );
-    row::<StaticResources<'static, 64, 69, 16384, 16384, 1024>>(
+    // host-tap keeps four UDP reply sockets (its `UDP_REPLY_SOCKETS`).
+    row::<StaticResources<'static, 64, 73, 16384, 16384, 1024, 4>>(
         "host-tap default (64 sessions, --max-line 1024)",
-        Capacity::new(64, 16 * 1024, 1024),
+        Capacity::new(64, 16 * 1024, 1024).with_udp_reply_sockets(4),
     );
     println!();
     println!(

@@ -42,9 +42,12 @@ impl Failure {
             Failure::Tap(error) => Exit::of_tap_error(error),
             Failure::Pcap(_) => Exit::Pcap,
             Failure::Config(ConfigError::Port) => Exit::BadPort,
-            Failure::Config(ConfigError::Sessions { .. } | ConfigError::SpareSockets { .. }) => {
-                Exit::BadSessions
-            }
+            // The sockets the memory holds, sized from the sessions.
+            Failure::Config(
+                ConfigError::Sessions { .. }
+                | ConfigError::SpareSockets { .. }
+                | ConfigError::UdpReplySockets,
+            ) => Exit::BadSessions,
             Failure::Config(ConfigError::Session(_) | ConfigError::SendBuffer { .. }) => {
                 Exit::BadMaxLine
             }

@@ -36,17 +36,25 @@ pub const MAX_ADDRESSES: usize = 4;
 // core refuses the largest `--max-line`.
 const _: () = assert!(SessionConfig::new(LINE_CAPACITY).max_reply_len() <= SOCKET_BUFFER);
 
+/// UDP reply sockets: replies to this many senders whose addresses have not
+/// resolved yet may wait for them at once (the core's default is one; each
+/// costs a socket slot and a [`SOCKET_BUFFER`]-byte send buffer, whose pages
+/// the kernel commits only as far as replies fill them).
+pub const UDP_REPLY_SOCKETS: usize = 4;
+
 /// The memory a server with `config` runs in, allocated once at start: a
 /// slot per session, each with [`SOCKET_BUFFER`]-byte socket buffers and a
-/// line buffer as long as the longest line.
+/// line buffer as long as the longest line, and [`UDP_REPLY_SOCKETS`].
 ///
 /// ```
 /// let config = reversal_core::ServerConfig::new(64, 1024);
 /// let capacity = host_tap::settings::capacity(&config);
 /// assert_eq!((capacity.sessions, capacity.line_buffer), (64, 1024));
+/// assert_eq!(capacity.udp_reply_sockets, host_tap::settings::UDP_REPLY_SOCKETS);
 /// ```
 pub fn capacity(config: &ServerConfig) -> Capacity {
     Capacity::new(config.sessions, SOCKET_BUFFER, config.session.max_line)
+        .with_udp_reply_sockets(UDP_REPLY_SOCKETS)
 }
 
 /// The TAP attached to when no `--tap` is given.

@@ -13,8 +13,8 @@
 //! Run with: `cargo test -p host-tap --release --test e2e -- --nocapture`.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::Path;
+use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
@@ -217,6 +217,60 @@ fn reverse_client(args: &[&str], input: &[u8]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Frames of the capture at `path` that match the display `filter`.
+fn captured(path: &Path, filter: &str) -> usize {
+    let output = run(
+        Command::new("tshark").arg("-r").arg(path).args([
+            "-Y",
+            filter,
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ]),
+        b"",
+        COMMAND_LIMIT,
+    );
+    assert!(output.status.success(), "tshark failed: {output:?}");
+    text(&output.stdout).lines().count()
+}
+
+/// A capture file of this test process's own.
+fn capture_path(test: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("host-tap-{test}-{}.pcap", std::process::id()))
+}
+
+/// Sends `datagram` from `socket` to `server` up to `tries` times, a second
+/// apart, and returns the first reply.
+fn udp_reply(
+    socket: &UdpSocket,
+    server: SocketAddr,
+    datagram: &[u8],
+    tries: u32,
+) -> Option<Vec<u8>> {
+    socket
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut buffer = vec![0; 65_536];
+    (0..tries).find_map(|_| {
+        socket.send_to(datagram, server).unwrap();
+        let n = socket.recv(&mut buffer).ok()?;
+        Some(buffer[..n].to_vec())
+    })
+}
+
+/// `len` bytes of letters, then LF.
+fn long_datagram(len: usize) -> Vec<u8> {
+    let letters = b"abcdefghijklmnopqrstuvwxyz".iter().cycle().take(len - 1);
+    letters.copied().chain([b'\n']).collect()
+}
+
+/// `datagram`'s reply: its body reversed, its LF kept.
+fn reversed_datagram(datagram: &[u8]) -> Vec<u8> {
+    let (body, lf) = datagram.split_at(datagram.len() - 1);
+    body.iter().rev().chain(lf).copied().collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -520,6 +574,74 @@ fn udp_error_larger_than_its_datagram_is_not_sent_but_counted() {
     );
 }
 
+/// A datagram larger than a frame: the kernel sends it in IPv4 fragments,
+/// host-tap reassembles it and sends its reply in fragments, which the
+/// kernel reassembles. Beyond `--max-line` it gets `ERR too-long`; beyond
+/// the UDP receive buffer (16 KiB) nothing, and the server goes on.
+#[test]
+fn a_udp_datagram_larger_than_a_frame_is_reassembled_and_its_reply_fragmented() {
+    e2e(
+        "a_udp_datagram_larger_than_a_frame_is_reassembled_and_its_reply_fragmented",
+        &["tshark"],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let path = capture_path("fragments");
+            let server = HostTap::start(&["--max-line", "4096", "--pcap", path.to_str().unwrap()]);
+            let socket = UdpSocket::bind("192.168.69.100:0").unwrap();
+            let ask =
+                |datagram: &[u8], tries| udp_reply(&socket, server_address(), datagram, tries);
+
+            let datagram = long_datagram(3000);
+            let reply = ask(&datagram, 3).expect("a reply to 3,000 bytes");
+            assert!(reply == reversed_datagram(&datagram), "{}", text(&reply));
+            let longest = long_datagram(4097);
+            let reply = ask(&longest, 3).expect("a reply to 4,097 bytes");
+            assert!(reply == reversed_datagram(&longest), "{}", text(&reply));
+
+            let too_long = ask(&long_datagram(5000), 3).expect("a reply to 5,000 bytes");
+            assert_eq!(
+                text(&too_long),
+                "ERR too-long line longer than 4096 bytes\n"
+            );
+            assert_eq!(ask(&long_datagram(20_000), 1), None, "20,000 bytes");
+            assert_eq!(ask(b"still\n", 3).as_deref(), Some(&b"llits\n"[..]));
+
+            let (status, log) = server.stop();
+            assert!(status.success(), "{log}");
+            // The 20,000 bytes never reached the server's socket.
+            assert!(log.contains("udp datagrams 4 dropped 0"), "{log}");
+            let fragments_from =
+                |ip| captured(&path, &format!("ip.src == {ip} && ip.flags.mf == 1"));
+            let (to_server, from_server) =
+                (fragments_from("192.168.69.100"), fragments_from(SERVER_IP));
+            std::fs::remove_file(&path).unwrap();
+            // Fragments with more to come: 2 + 2 + 3 + 13 of the four large
+            // datagrams, 2 + 2 of the two large replies.
+            assert_eq!((to_server, from_server), (20, 4));
+        },
+    );
+}
+
+/// smoltcp 0.14 reassembles no IPv6: over IPv6 a datagram must fit in one
+/// frame (1,452 bytes of payload in a 1,500-byte MTU).
+#[test]
+fn over_ipv6_a_udp_datagram_larger_than_a_frame_is_not_answered() {
+    e2e(
+        "over_ipv6_a_udp_datagram_larger_than_a_frame_is_not_answered",
+        &[],
+        || {
+            add_tap(&[HOST_CIDR, "fdaa::100/64"]);
+            let _server = HostTap::start(&["--max-line", "4096", "--address", "fdaa::1/64"]);
+            let socket = UdpSocket::bind("[fdaa::100]:0").unwrap();
+            let server = SocketAddr::new("fdaa::1".parse().unwrap(), PORT);
+            let fits = long_datagram(1452);
+            let reply = udp_reply(&socket, server, &fits, 3).expect("a reply to 1,452 bytes");
+            assert!(reply == reversed_datagram(&fits), "{}", text(&reply));
+            assert_eq!(udp_reply(&socket, server, &long_datagram(1453), 1), None);
+        },
+    );
+}
+
 #[test]
 fn ipv6_clients_are_served_over_tcp_and_udp() {
     e2e("ipv6_clients_are_served_over_tcp_and_udp", &["nc"], || {
@@ -616,8 +738,7 @@ fn pcap_capture_is_readable_by_tshark() {
         &["nc", "tshark"],
         || {
             add_tap(&[HOST_CIDR]);
-            let path =
-                std::env::temp_dir().join(format!("host-tap-e2e-{}.pcap", std::process::id()));
+            let path = capture_path("pcap");
             let server = HostTap::start(&["--pcap", path.to_str().unwrap()]);
             assert_eq!(
                 text(&netcat(&[], SERVER_IP, b"capture me\n")),
@@ -625,25 +746,9 @@ fn pcap_capture_is_readable_by_tshark() {
             );
             let (status, log) = server.stop();
             assert!(status.success(), "{log}");
-            let count = |filter: &str| {
-                let output = run(
-                    Command::new("tshark").arg("-r").arg(&path).args([
-                        "-Y",
-                        filter,
-                        "-T",
-                        "fields",
-                        "-e",
-                        "frame.number",
-                    ]),
-                    b"",
-                    COMMAND_LIMIT,
-                );
-                assert!(output.status.success(), "tshark failed: {output:?}");
-                text(&output.stdout).lines().count()
-            };
-            let frames = count("frame");
-            let syns = count("tcp.port == 8888 && tcp.flags.syn == 1");
-            let data = count("tcp.port == 8888 && tcp.len > 0");
+            let frames = captured(&path, "frame");
+            let syns = captured(&path, "tcp.port == 8888 && tcp.flags.syn == 1");
+            let data = captured(&path, "tcp.port == 8888 && tcp.len > 0");
             std::fs::remove_file(&path).unwrap();
             assert!(frames > 0, "no frames captured");
             // SYN and SYN-ACK; the line and its reply.

@@ -1,7 +1,8 @@
 //! The server every board runs, and all of its memory.
 //!
-//! 3 sessions with 1 KiB socket buffers and 512-byte lines, UDP, one busy
-//! socket, and (with `dhcp`) a slot for the DHCP client: about
+//! 3 sessions with 1 KiB socket buffers and 512-byte lines, UDP (a
+//! receiving socket and one reply socket), one busy socket, and (with
+//! `dhcp`) a slot for the DHCP client: about
 //! 17 KiB, all of it in one `static` in `.bss` (zero at reset, so no copy in
 //! flash) that is never built on the stack (a run-time construction once
 //! peaked at 25 KiB of stack).
@@ -13,8 +14,10 @@ use static_cell::ConstStaticCell;
 pub const SESSIONS: usize = 3;
 /// Sockets of the board's own beside the server's: the DHCP client.
 pub const CALLER_SOCKETS: usize = if cfg!(feature = "dhcp") { 1 } else { 0 };
-/// Session sockets, the server's busy and UDP sockets, and the board's.
-pub const SOCKETS: usize = SESSIONS + 2 + CALLER_SOCKETS;
+/// Session sockets, the server's busy socket and two UDP sockets (the
+/// receiving one and [`StaticResources`]' default of one reply socket), and
+/// the board's.
+pub const SOCKETS: usize = SESSIONS + 3 + CALLER_SOCKETS;
 /// Longest line, terminator excluded.
 pub const MAX_LINE: usize = 512;
 /// Each session's TCP receive buffer (also the UDP receive buffer).

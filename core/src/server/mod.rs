@@ -10,9 +10,10 @@
 //! One file per job: the [configuration](ServerConfig) and its errors
 //! (`config`), the [counters](Counters), the [resources](ServerResources)
 //! and their [`Capacity`], the session slots and their phases (`tcp`), the
-//! busy sockets (`busy`), UDP (`udp`), how a TCP socket is made and put
-//! back to listening (`socket`), taking frames in through the ingress
-//! filters (`receive`); this file is the poll loop that runs them in turn.
+//! busy sockets (`busy`), UDP and its reply sockets (`udp`), how a TCP
+//! socket is made and put back to listening (`socket`), taking frames in
+//! through the ingress filters (`receive`), sending and watching the device
+//! (`transmit`); this file is the poll loop that runs them in turn.
 
 mod busy;
 mod caller_sockets;
@@ -24,11 +25,12 @@ mod receive;
 mod resources;
 mod socket;
 mod tcp;
+mod transmit;
 mod udp;
 
 use core::fmt;
 
-use smoltcp::iface::{Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::phy::Device;
 use smoltcp::socket::tcp::{Socket as TcpSocket, State as TcpState};
 use smoltcp::socket::udp::PacketBuffer;
@@ -43,13 +45,14 @@ pub use counters::{Counters, ErrorCounts};
 #[cfg(feature = "alloc")]
 pub use resources::HeapResources;
 pub use resources::{Capacity, ServerResources, StaticResources};
-pub use udp::UDP_PACKETS;
+pub use udp::{UDP_PACKETS, UDP_REPLY_TIMEOUT};
 
 use busy::{BUSY_RX, BUSY_TX, BusySockets};
 use context::Context;
 use receive::receive;
 use resources::pieces;
 use tcp::Sessions;
+use transmit::transmit;
 use udp::Udp;
 
 /// Rounds of receive/answer/transmit in one [`Server::poll`] before it yields.
@@ -68,7 +71,7 @@ pub const MAX_ROUNDS: usize = 16;
 /// let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::ZERO);
 /// iface.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).unwrap());
 ///
-/// let mut resources = StaticResources::<'_, 2, 4, 512, 512, 256>::new();
+/// let mut resources = StaticResources::<'_, 2, 5, 512, 512, 256>::new();
 /// let mut server = Server::new(ServerConfig::new(2, 256), &mut resources).unwrap();
 /// let next = server.poll(Instant::ZERO, &mut iface, &mut device);
 /// assert_eq!(server.counters().connections, 0);
@@ -80,7 +83,7 @@ pub struct Server<'a> {
     sockets: SocketSet<'a>,
     sessions: Sessions<'a>,
     busy: BusySockets,
-    udp: Option<Udp>,
+    udp: Option<Udp<'a>>,
     /// As large as a session's send buffer: replies are built here.
     scratch: &'a mut [u8],
     /// Connections the sockets hold, refreshed before each batch of frames.
@@ -121,7 +124,7 @@ impl<'a> Server<'a> {
     /// ```
     /// use reversal_core::{server::ConfigError, Server, ServerConfig, StaticResources};
     ///
-    /// let mut resources = StaticResources::<'_, 2, 4, 256, 256, 128>::new();
+    /// let mut resources = StaticResources::<'_, 2, 5, 256, 256, 128>::new();
     /// // Three sessions do not fit resources made for two.
     /// let err = Server::new(ServerConfig::new(3, 128), &mut resources).unwrap_err();
     /// assert_eq!(err, ConfigError::Sessions { max: 2 });
@@ -142,6 +145,7 @@ impl<'a> Server<'a> {
             held,
             udp_rx_meta,
             udp_tx_meta,
+            udp_replies,
             buffers: bytes,
         } = resources.into();
         check(&config, &capacity)?;
@@ -159,8 +163,11 @@ impl<'a> Server<'a> {
         let busy = BusySockets::new(busy_buffers.take(busy_count), &mut set, &config);
         let udp = config.udp_port.map(|port| {
             let rx = PacketBuffer::new(udp_rx_meta, bytes.udp_rx);
-            let tx = PacketBuffer::new(udp_tx_meta, bytes.udp_tx);
-            Udp::bind(port, rx, tx, &mut set)
+            // One reply each: metadata for one, and a send buffer's bytes.
+            let reply_buffers = udp_tx_meta
+                .chunks_mut(1)
+                .zip(pieces(bytes.udp_tx, capacity.tx_buffer));
+            Udp::bind(port, rx, udp_replies, reply_buffers, &mut set)
         });
         net_info!(
             "listening on TCP port {} with {} sessions, lines up to {} bytes, mode {}",
@@ -187,7 +194,7 @@ impl<'a> Server<'a> {
     ///
     /// ```
     /// # use reversal_core::{Server, ServerConfig, StaticResources};
-    /// # let mut resources = StaticResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// # let mut resources = StaticResources::<'_, 1, 4, 128, 128, 64>::new();
     /// let server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
     /// assert_eq!(server.config().sessions, 1);
     /// ```
@@ -199,7 +206,7 @@ impl<'a> Server<'a> {
     ///
     /// ```
     /// # use reversal_core::{Server, ServerConfig, StaticResources};
-    /// # let mut resources = StaticResources::<'_, 2, 4, 128, 128, 64>::new();
+    /// # let mut resources = StaticResources::<'_, 2, 5, 128, 128, 64>::new();
     /// let server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
     /// assert_eq!((server.config().sessions, server.capacity().sessions), (1, 2));
     /// ```
@@ -230,8 +237,11 @@ impl<'a> Server<'a> {
             );
             // Answer before transmitting, so the ACK of a line rides on its
             // reply: one frame per request instead of two.
-            let moved = self.service(now);
-            while iface.poll_egress(now, device, &mut self.sockets) != PollResult::None {}
+            let moved = self.service(now, iface);
+            let device_full = transmit(now, iface, device, &mut self.sockets);
+            if let Some(udp) = &mut self.udp {
+                udp.transmitted(&self.sockets, device_full);
+            }
             if !moved && !more_waiting {
                 return self.next_deadline(now, iface);
             }
@@ -247,7 +257,7 @@ impl<'a> Server<'a> {
     /// # use smoltcp::{iface::{Config, Interface}, phy::{Loopback, Medium}, time::Instant, wire::HardwareAddress};
     /// # let mut device = Loopback::new(Medium::Ip);
     /// # let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::ZERO);
-    /// # let mut resources = StaticResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// # let mut resources = StaticResources::<'_, 1, 4, 128, 128, 64>::new();
     /// let mut server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
     /// assert_eq!(server.poll_delay(Instant::ZERO, &mut iface, &mut device), None);
     /// ```
@@ -267,7 +277,7 @@ impl<'a> Server<'a> {
     ///
     /// ```
     /// # use reversal_core::{Server, ServerConfig, StaticResources};
-    /// # let mut resources = StaticResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// # let mut resources = StaticResources::<'_, 1, 4, 128, 128, 64>::new();
     /// let mut server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
     /// server.shutdown();
     /// assert!(server.is_shut_down());
@@ -280,7 +290,7 @@ impl<'a> Server<'a> {
         net_info!("shutting down: no new connections");
         self.sessions.shutdown(&mut self.sockets);
         self.busy.shutdown(&mut self.sockets);
-        if let Some(udp) = &self.udp {
+        if let Some(udp) = &mut self.udp {
             udp.close(&mut self.sockets);
         }
     }
@@ -301,7 +311,7 @@ impl<'a> Server<'a> {
     ///
     /// ```
     /// # use reversal_core::{Server, ServerConfig, StaticResources};
-    /// # let mut resources = StaticResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// # let mut resources = StaticResources::<'_, 1, 4, 128, 128, 64>::new();
     /// let server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
     /// assert_eq!(server.active_sessions(), 0);
     /// ```
@@ -320,9 +330,9 @@ impl<'a> Server<'a> {
         counters
     }
 
-    /// The server's own sockets: sessions, busy sockets and UDP.
+    /// The server's own sockets: sessions, busy sockets and UDP's.
     fn own_sockets(&self) -> impl Iterator<Item = SocketHandle> {
-        let udp = self.udp.as_ref().map(Udp::handle);
+        let udp = self.udp.iter().flat_map(Udp::handles);
         self.sessions
             .handles()
             .chain(self.busy.handles())
@@ -333,6 +343,7 @@ impl<'a> Server<'a> {
         [
             self.sessions.deadline(&self.config),
             self.busy.deadline(),
+            self.udp.as_ref().and_then(Udp::deadline),
             iface.poll_at(now, &self.sockets),
         ]
         .into_iter()
@@ -342,7 +353,7 @@ impl<'a> Server<'a> {
 
     /// Moves bytes between sockets and sessions, rejects with `ERR busy` and
     /// answers datagrams; true if anything changed.
-    fn service(&mut self, now: Instant) -> bool {
+    fn service(&mut self, now: Instant, iface: &mut Interface) -> bool {
         let mut cx = Context {
             now,
             config: &self.config,
@@ -352,8 +363,8 @@ impl<'a> Server<'a> {
         };
         let mut moved = self.sessions.service(&mut self.sockets, &mut cx);
         moved |= self.busy.service(&mut self.sockets, &mut cx);
-        if let Some(udp) = &self.udp {
-            moved |= udp.service(&mut self.sockets, &mut cx);
+        if let Some(udp) = &mut self.udp {
+            moved |= udp.service(&mut self.sockets, &mut cx, iface);
         }
         moved
     }
@@ -376,6 +387,9 @@ fn check(config: &ServerConfig, capacity: &Capacity) -> Result<(), ConfigError> 
     if config.port == 0 || config.udp_port == Some(0) {
         return Err(ConfigError::Port);
     }
+    if config.udp_port.is_some() && capacity.udp_reply_sockets == 0 {
+        return Err(ConfigError::UdpReplySockets);
+    }
     config.session.check(capacity.line_buffer)?;
     let needed = config.session.max_reply_len();
     if capacity.tx_buffer < needed {
@@ -394,7 +408,7 @@ fn check(config: &ServerConfig, capacity: &Capacity) -> Result<(), ConfigError> 
 mod tests {
     use super::*;
 
-    type Resources = StaticResources<'static, 2, 4, 1024, 1024, 64>;
+    type Resources = StaticResources<'static, 2, 5, 1024, 1024, 64>;
 
     fn resources() -> &'static mut Resources {
         Box::leak(Box::new(Resources::new()))
@@ -420,7 +434,7 @@ mod tests {
             refused(ServerConfig::new(2, 65), resources()),
             Some(ConfigError::Session(_))
         ));
-        let small_tx: &'static mut StaticResources<'static, 1, 3, 64, 32, 64> =
+        let small_tx: &'static mut StaticResources<'static, 1, 4, 64, 32, 64> =
             Box::leak(Box::new(StaticResources::new()));
         assert_eq!(
             refused(ServerConfig::new(1, 64), small_tx),
@@ -446,10 +460,33 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn udp_without_a_reply_socket_is_refused_and_without_udp_none_is_needed() {
+        let capacity = Capacity::new(1, 1024, 64).with_udp_reply_sockets(0);
+        let resources = || Box::leak(Box::new(HeapResources::new(capacity)));
+        let config = ServerConfig::new(1, 64);
+        let refusal = refused(config, resources());
+        assert_eq!(refusal, Some(ConfigError::UdpReplySockets));
+        assert_eq!(refused(config.with_udp_port(None), resources()), None);
+    }
+
+    #[test]
+    fn udp_reply_sockets_come_after_the_receiving_socket_in_the_set() {
+        // smoltcp hands a datagram to the first socket bound to its port:
+        // the receiving one must come first.
+        let resources: &'static mut StaticResources<'static, 1, 6, 256, 256, 64, 3> =
+            Box::leak(Box::new(StaticResources::new()));
+        let server = Server::new(ServerConfig::new(1, 64), resources).unwrap();
+        let udp: Vec<_> = server.udp.as_ref().unwrap().handles().collect();
+        assert_eq!(udp.len(), 4);
+        assert!(udp.windows(2).all(|pair| pair[0] < pair[1]), "{udp:?}");
+    }
+
     #[test]
     fn spare_sockets_beyond_the_caller_ones_are_busy_sockets_up_to_the_most() {
         let busy = |caller_sockets| {
-            let resources: &'static mut StaticResources<'static, 1, 8, 256, 256, 64> =
+            let resources: &'static mut StaticResources<'static, 1, 9, 256, 256, 64> =
                 Box::leak(Box::new(StaticResources::new()));
             let config = ServerConfig::new(1, 64).with_caller_sockets(caller_sockets);
             let server = Server::new(config, resources).unwrap();
@@ -465,7 +502,7 @@ mod tests {
     fn session_sockets_come_first_in_the_set_and_only_as_many_as_configured() {
         // smoltcp hands a SYN to the first listening socket: a busy socket
         // must only get one when every session socket is taken.
-        let resources: &'static mut StaticResources<'static, 3, 6, 256, 256, 64> =
+        let resources: &'static mut StaticResources<'static, 3, 7, 256, 256, 64> =
             Box::leak(Box::new(StaticResources::new()));
         let server = Server::new(ServerConfig::new(2, 64), resources).unwrap();
         let sessions: Vec<_> = server.sessions.handles().collect();
