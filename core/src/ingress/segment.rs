@@ -1,11 +1,13 @@
 //! The fields of an incoming TCP segment that the filters look at, parsed
 //! with smoltcp's own wire types.
 
-use smoltcp::phy::Medium;
+use smoltcp::phy::{ChecksumCapabilities, Medium};
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet,
     TcpPacket,
 };
+
+use super::mark::StreamMark;
 
 /// One TCP connection as our side sees it: the peer, and our port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,13 +35,22 @@ pub(crate) struct Segment {
     pub(crate) connection: Connection,
     pub(crate) syn: bool,
     pub(crate) ack: bool,
+    /// Where it starts its sender's stream or ends one of its writes, if
+    /// it does and its checksums hold.
+    pub(crate) mark: Option<StreamMark>,
 }
 
 impl Segment {
     /// The TCP segment `frame` carries, if it is one: a whole IPv4 or IPv6
     /// packet (not a fragment) with a TCP header. Checksums are smoltcp's
-    /// business; a segment that fails them is dropped there.
-    pub(crate) fn parse(medium: Medium, frame: &[u8]) -> Option<Segment> {
+    /// business (a segment that fails them is dropped there), except for
+    /// the [`mark`](Self::mark), which is read only from a segment whose
+    /// checksums hold (`checksum`: what the device left to verify).
+    pub(crate) fn parse(
+        medium: Medium,
+        checksum: &ChecksumCapabilities,
+        frame: &[u8],
+    ) -> Option<Segment> {
         let packet = match medium {
             Medium::Ethernet => {
                 let ethernet = EthernetFrame::new_checked(frame).ok()?;
@@ -55,13 +66,15 @@ impl Segment {
             #[allow(unreachable_patterns)]
             _ => return None,
         };
-        let (source, segment) = match packet.first()? >> 4 {
+        let (source, destination, header_ok, segment) = match packet.first()? >> 4 {
             4 => {
                 let ip = Ipv4Packet::new_checked(packet).ok()?;
                 if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
                     return None;
                 }
-                (IpAddress::Ipv4(ip.src_addr()), ip.payload())
+                let header_ok = !checksum.ipv4.rx() || ip.verify_checksum();
+                let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
+                (src, dst, header_ok, ip.payload())
             }
             #[cfg(feature = "ipv6")]
             6 => {
@@ -69,7 +82,8 @@ impl Segment {
                 if ip.next_header() != IpProtocol::Tcp {
                     return None;
                 }
-                (IpAddress::Ipv6(ip.src_addr()), ip.payload())
+                let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
+                (src, dst, true, ip.payload())
             }
             _ => return None,
         };
@@ -81,6 +95,7 @@ impl Segment {
             },
             syn: tcp.syn(),
             ack: tcp.ack(),
+            mark: StreamMark::read(&tcp, &source, &destination, header_ok, checksum),
         })
     }
 
@@ -97,7 +112,7 @@ pub(crate) mod tests {
     use smoltcp::wire::{IpRepr, Ipv4Repr, TcpControl, TcpRepr, TcpSeqNumber};
 
     pub(crate) const PEER: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
-    const US: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
+    pub(crate) const US: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
 
     /// The connection of every segment [`segment`] makes.
     pub(crate) fn connection() -> Connection {
@@ -145,7 +160,12 @@ pub(crate) mod tests {
 
     #[test]
     fn a_syn_is_a_connection_request_of_its_connection() {
-        let syn = Segment::parse(Medium::Ip, &segment(TcpControl::Syn, false)).unwrap();
+        let syn = Segment::parse(
+            Medium::Ip,
+            &ChecksumCapabilities::default(),
+            &segment(TcpControl::Syn, false),
+        )
+        .unwrap();
         assert!(syn.is_connection_request());
         assert_eq!(syn.connection, connection());
     }
@@ -153,17 +173,31 @@ pub(crate) mod tests {
     #[test]
     fn syn_ack_and_data_are_segments_but_not_connection_requests() {
         for (control, ack) in [(TcpControl::Syn, true), (TcpControl::None, true)] {
-            let parsed = Segment::parse(Medium::Ip, &segment(control, ack)).unwrap();
+            let parsed = Segment::parse(
+                Medium::Ip,
+                &ChecksumCapabilities::default(),
+                &segment(control, ack),
+            )
+            .unwrap();
             assert!(!parsed.is_connection_request(), "{control:?}");
         }
     }
 
     #[test]
     fn garbage_and_other_protocols_are_no_segment() {
-        assert_eq!(Segment::parse(Medium::Ip, &[0x45, 0, 0]), None);
-        assert_eq!(Segment::parse(Medium::Ethernet, &[]), None);
+        assert_eq!(
+            Segment::parse(Medium::Ip, &ChecksumCapabilities::default(), &[0x45, 0, 0]),
+            None
+        );
+        assert_eq!(
+            Segment::parse(Medium::Ethernet, &ChecksumCapabilities::default(), &[]),
+            None
+        );
         let mut udp = segment(TcpControl::Syn, false);
         udp[9] = IpProtocol::Udp.into();
-        assert_eq!(Segment::parse(Medium::Ip, &udp), None);
+        assert_eq!(
+            Segment::parse(Medium::Ip, &ChecksumCapabilities::default(), &udp),
+            None
+        );
     }
 }

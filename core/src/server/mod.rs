@@ -12,7 +12,9 @@
 //! and their [`Capacity`], the session slots and their phases (`tcp`), the
 //! busy sockets (`busy`), UDP (`udp`), how a TCP socket is made and put
 //! back to listening (`socket`), taking frames in through the ingress
-//! filters (`receive`); this file is the poll loop that runs them in turn.
+//! filters (`receive`), which connection each session socket holds for the
+//! ingress's write ends (`push`); this file is the poll loop that runs them
+//! in turn.
 
 mod busy;
 mod caller_sockets;
@@ -20,6 +22,7 @@ mod config;
 mod context;
 mod counters;
 mod deferred;
+mod push;
 mod receive;
 mod resources;
 mod socket;
@@ -35,7 +38,7 @@ use smoltcp::socket::udp::PacketBuffer;
 use smoltcp::time::{Duration, Instant};
 
 use crate::fmt::net_info;
-use crate::ingress::HeldConnections;
+use crate::ingress::{HeldConnections, WriteEnds};
 
 pub use busy::BUSY_SOCKETS;
 pub use config::{ConfigError, DEFAULT_PORT, ServerConfig};
@@ -85,6 +88,9 @@ pub struct Server<'a> {
     scratch: &'a mut [u8],
     /// Connections the sockets hold, refreshed before each batch of frames.
     held: HeldConnections<'a>,
+    /// Where each session's client ended its writes: the idle flush answers
+    /// a partial line only there.
+    write_ends: WriteEnds<'a>,
     /// Counters of finished sessions plus server-level events.
     totals: Counters,
     shutting_down: bool,
@@ -140,6 +146,7 @@ impl<'a> Server<'a> {
             sockets,
             slots,
             held,
+            streams,
             udp_rx_meta,
             udp_tx_meta,
             buffers: bytes,
@@ -178,6 +185,7 @@ impl<'a> Server<'a> {
             udp,
             scratch: bytes.scratch,
             held: HeldConnections::new(held),
+            write_ends: WriteEnds::new(streams, config.port, capacity.rx_buffer),
             totals: Counters::default(),
             shutting_down: false,
         })
@@ -219,6 +227,7 @@ impl<'a> Server<'a> {
         device: &mut D,
     ) -> Option<Instant> {
         for _ in 0..MAX_ROUNDS {
+            push::refresh(&mut self.write_ends, &self.sockets, &self.sessions);
             let tcp_sockets = self.sessions.handles().chain(self.busy.handles());
             let more_waiting = receive(
                 now,
@@ -227,6 +236,7 @@ impl<'a> Server<'a> {
                 &mut self.sockets,
                 tcp_sockets,
                 &mut self.held,
+                &mut self.write_ends,
             );
             // Answer before transmitting, so the ACK of a line rides on its
             // reply: one frame per request instead of two.
@@ -349,6 +359,7 @@ impl<'a> Server<'a> {
             shutting_down: self.shutting_down,
             scratch: self.scratch,
             totals: &mut self.totals,
+            write_ends: self.write_ends.reborrow(),
         };
         let mut moved = self.sessions.service(&mut self.sockets, &mut cx);
         moved |= self.busy.service(&mut self.sockets, &mut cx);

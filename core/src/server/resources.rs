@@ -42,7 +42,7 @@ use super::busy::{BUSY_RX, BUSY_SOCKETS, BUSY_TX};
 use super::deferred::Deferred;
 use super::tcp::Slot;
 use super::udp::UDP_PACKETS;
-use crate::ingress::Connection;
+use crate::ingress::{Connection, Stream};
 
 /// How much a server holds: its sizes, chosen at run time.
 ///
@@ -172,7 +172,7 @@ impl Capacity {
     pub const fn memory(&self) -> usize {
         self.buffer_bytes()
             + self.sockets() * (size_of::<SocketStorage<'static>>() + size_of::<Connection>())
-            + self.sessions * size_of::<Deferred<Slot<'static>>>()
+            + self.sessions * (size_of::<Deferred<Slot<'static>>>() + size_of::<Stream>())
             + 2 * UDP_PACKETS * size_of::<PacketMetadata>()
     }
 }
@@ -188,6 +188,8 @@ pub struct ServerResources<'a> {
     pub(super) slots: &'a mut [Deferred<Slot<'a>>],
     /// One entry per socket, for the ingress filter.
     pub(super) held: &'a mut [Connection],
+    /// One entry per session, where its client's writes end.
+    pub(super) streams: &'a mut [Stream],
     pub(super) udp_rx_meta: &'a mut [PacketMetadata],
     pub(super) udp_tx_meta: &'a mut [PacketMetadata],
     pub(super) buffers: Buffers<'a>,
@@ -271,6 +273,7 @@ pub struct StaticResources<
     sockets: Deferred<[SocketStorage<'a>; SOCKETS]>,
     slots: [Deferred<Slot<'a>>; SESSIONS],
     held: [Connection; SOCKETS],
+    streams: [Stream; SESSIONS],
     udp_rx_meta: heapless::Vec<PacketMetadata, UDP_PACKETS>,
     udp_tx_meta: heapless::Vec<PacketMetadata, UDP_PACKETS>,
     session_rx: [[u8; RX]; SESSIONS],
@@ -318,6 +321,7 @@ impl<
             sockets: Deferred::Empty,
             slots: [const { Deferred::Empty }; SESSIONS],
             held: [Connection::NONE; SOCKETS],
+            streams: [Stream::FREE; SESSIONS],
             udp_rx_meta: heapless::Vec::new(),
             udp_tx_meta: heapless::Vec::new(),
             session_rx: [[0; RX]; SESSIONS],
@@ -384,6 +388,7 @@ impl<
             sockets,
             slots,
             held,
+            streams,
             udp_rx_meta,
             udp_tx_meta,
             session_rx,
@@ -404,6 +409,7 @@ impl<
             sockets: sockets.insert([SocketStorage::EMPTY; SOCKETS]),
             slots,
             held,
+            streams,
             udp_rx_meta,
             udp_tx_meta,
             buffers: Buffers {
@@ -432,7 +438,9 @@ mod heap {
     use smoltcp::iface::SocketStorage;
     use smoltcp::socket::udp::PacketMetadata;
 
-    use super::{Buffers, Capacity, Connection, Deferred, ServerResources, Slot, UDP_PACKETS};
+    use super::{
+        Buffers, Capacity, Connection, Deferred, ServerResources, Slot, Stream, UDP_PACKETS,
+    };
     use crate::server::busy::{BUSY_RX, BUSY_TX};
 
     /// A server's memory on the heap, exactly as large as a [`Capacity`]
@@ -454,6 +462,7 @@ mod heap {
         sockets: Vec<SocketStorage<'a>>,
         slots: Vec<Deferred<Slot<'a>>>,
         held: Vec<Connection>,
+        streams: Vec<Stream>,
         udp_meta: Vec<PacketMetadata>,
         bytes: Vec<u8>,
     }
@@ -472,6 +481,7 @@ mod heap {
                     .take(capacity.sessions)
                     .collect(),
                 held: alloc::vec![Connection::NONE; capacity.sockets()],
+                streams: alloc::vec![Stream::FREE; capacity.sessions],
                 udp_meta: alloc::vec![PacketMetadata::EMPTY; 2 * UDP_PACKETS],
                 bytes: alloc::vec![0; capacity.buffer_bytes()],
             }
@@ -515,6 +525,7 @@ mod heap {
                 sockets: &mut resources.sockets,
                 slots: &mut resources.slots,
                 held: &mut resources.held,
+                streams: &mut resources.streams,
                 udp_rx_meta,
                 udp_tx_meta,
                 buffers: Buffers {
