@@ -357,6 +357,16 @@ mod tests {
     }
 
     #[test]
+    fn reordered_write_ends_leave_the_furthest() {
+        let mut ends = holding();
+        // The second write overtakes the first on the way.
+        data(&mut ends, TcpControl::Psh, 4, 8);
+        data(&mut ends, TcpControl::Psh, 0, 4);
+        assert!(!at(&mut ends, 4, 0), "the data goes on past 4");
+        assert!(at(&mut ends, 8, 0));
+    }
+
+    #[test]
     fn a_write_end_beyond_the_window_is_ignored() {
         let mut ends = holding();
         data(&mut ends, TcpControl::Psh, WINDOW + 1, WINDOW + 10);
