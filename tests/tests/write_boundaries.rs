@@ -255,17 +255,6 @@ impl PieceWriter {
         })
     }
 
-    /// The bytes that had come by `at`.
-    fn received_by(&self, at: Instant) -> &[u8] {
-        let len = self
-            .arrivals
-            .iter()
-            .take_while(|(when, _)| *when <= at)
-            .last()
-            .map_or(0, |&(_, len)| len);
-        &self.received[..len]
-    }
-
     fn is_done(&mut self) -> bool {
         self.closed && !self.host.tcp(self.socket).may_recv()
     }
@@ -403,34 +392,12 @@ fn a_line_written_in_pieces_is_split_only_where_a_piece_ended() {
     });
 }
 
-/// Exactly what a client sees that writes `abc` and, `pause` later, `def`
-/// and LF: the bytes by the time the second write is answered.
-fn two_writes(pause: Duration) -> Vec<u8> {
+/// What a client saw that wrote `abc` and, `pause` later, `def` and LF,
+/// by the time the second write was answered: the bytes, how many had come
+/// by each arrival, and when each write went out.
+fn two_writes(pause: Duration) -> (Vec<u8>, Vec<(Instant, usize)>, Vec<Instant>) {
     init_log();
     let mut net = Network::new(0, default_config(), resources()).unwrap();
-    let pieces = vec![
-        (Duration::ZERO, b"abc".to_vec()),
-        (pause, b"def\n".to_vec()),
-    ];
-    let client = PieceWriter::connect(&mut net, pieces);
-    net.sim
-        .run_until(LIMIT, |sim| sim[client].received.ends_with(b"\n"))
-        .unwrap();
-    net.sim[client].received.clone()
-}
-
-#[test]
-fn a_pause_shorter_than_the_idle_flush_between_writes_keeps_the_line_whole() {
-    let pause = DEFAULT_IDLE_FLUSH - Duration::from_millis(1);
-    assert_eq!(two_writes(pause), b"fedcba\n");
-    assert_eq!(two_writes(Duration::ZERO), b"fedcba\n");
-}
-
-#[test]
-fn a_pause_longer_than_the_idle_flush_at_a_write_boundary_ends_a_message() {
-    init_log();
-    let mut net = Network::new(0, default_config(), resources()).unwrap();
-    let pause = DEFAULT_IDLE_FLUSH * 2;
     let pieces = vec![
         (Duration::ZERO, b"abc".to_vec()),
         (pause, b"def\n".to_vec()),
@@ -440,16 +407,34 @@ fn a_pause_longer_than_the_idle_flush_at_a_write_boundary_ends_a_message() {
         .run_until(LIMIT, |sim| sim[client].received.ends_with(b"\n"))
         .unwrap();
     let writer = &net.sim[client];
-    assert_eq!(writer.received, b"cbafed\n");
+    (
+        writer.received.clone(),
+        writer.arrivals.clone(),
+        writer.written.clone(),
+    )
+}
+
+#[test]
+fn a_pause_shorter_than_the_idle_flush_between_writes_keeps_the_line_whole() {
+    let pause = DEFAULT_IDLE_FLUSH - Duration::from_millis(1);
+    assert_eq!(two_writes(pause).0, b"fedcba\n");
+    assert_eq!(two_writes(Duration::ZERO).0, b"fedcba\n");
+}
+
+#[test]
+fn a_pause_longer_than_the_idle_flush_at_a_write_boundary_ends_a_message() {
+    let (received, arrivals, written) = two_writes(DEFAULT_IDLE_FLUSH * 2);
+    assert_eq!(received, b"cbafed\n");
     // "abc" is answered, without a terminator, DEFAULT_IDLE_FLUSH after it
-    // arrived (2 ms each way); "def\n" is a line of its own.
-    let (first, _) = writer.arrivals[0];
-    assert_eq!(writer.received_by(first), b"cba");
+    // arrived (2 ms each way), before "def" is written; "def\n" is a line
+    // of its own.
+    let (first, len) = arrivals[0];
+    assert_eq!(&received[..len], b"cba");
     assert_eq!(
-        first - writer.written[0],
+        first - written[0],
         DEFAULT_IDLE_FLUSH + Duration::from_millis(4)
     );
-    assert!(first < writer.written[1]);
+    assert!(first < written[1]);
 }
 
 /// The client's port, dropping the first frame it transmits that carries

@@ -51,35 +51,14 @@ impl StreamMark {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::ingress::segment::tests::{PEER, US};
+    use crate::ingress::segment::tests::{PEER, US, tcp};
     use smoltcp::phy::Checksum;
-    use smoltcp::wire::{TcpControl, TcpRepr};
+    use smoltcp::wire::TcpControl;
 
     /// A TCP segment from PEER:40000 to US:8888 with `control`, an ACK
     /// unless it is a SYN, sequence number `seq` and `payload`.
     pub(crate) fn tcp_segment(control: TcpControl, seq: i32, payload: &[u8]) -> Vec<u8> {
-        let repr = TcpRepr {
-            src_port: 40000,
-            dst_port: 8888,
-            control,
-            seq_number: TcpSeqNumber(seq),
-            ack_number: (control != TcpControl::Syn).then_some(TcpSeqNumber(1)),
-            window_len: 1024,
-            window_scale: None,
-            max_seg_size: None,
-            sack_permitted: false,
-            sack_ranges: [None; 3],
-            timestamp: None,
-            payload,
-        };
-        let mut bytes = vec![0; repr.buffer_len()];
-        repr.emit(
-            &mut TcpPacket::new_unchecked(&mut bytes[..]),
-            &PEER.into(),
-            &US.into(),
-            &ChecksumCapabilities::default(),
-        );
-        bytes
+        tcp(control, control != TcpControl::Syn, seq, payload)
     }
 
     fn read(bytes: &[u8], checksum: &ChecksumCapabilities) -> Option<StreamMark> {

@@ -270,9 +270,9 @@ impl Filter for WriteEnds<'_> {
 mod tests {
     use super::*;
     use crate::ingress::mark::tests::tcp_segment;
-    use crate::ingress::segment::tests::{PEER, US, connection};
+    use crate::ingress::segment::tests::{connection, ipv4};
     use smoltcp::phy::{ChecksumCapabilities, Medium};
-    use smoltcp::wire::{IpProtocol, IpRepr, Ipv4Repr, TcpControl};
+    use smoltcp::wire::TcpControl;
 
     const WINDOW: usize = 1024;
     const ISN: i32 = 1000;
@@ -283,17 +283,7 @@ mod tests {
 
     /// `tcp` in an IPv4 packet from PEER to US, parsed.
     fn parse(tcp: &[u8]) -> Segment {
-        let ip = IpRepr::Ipv4(Ipv4Repr {
-            src_addr: PEER,
-            dst_addr: US,
-            next_header: IpProtocol::Tcp,
-            payload_len: tcp.len(),
-            hop_limit: 64,
-        });
-        let mut bytes = vec![0; ip.buffer_len()];
-        ip.emit(&mut bytes[..], &ChecksumCapabilities::default());
-        bytes[ip.header_len()..].copy_from_slice(tcp);
-        Segment::parse(Medium::Ip, &ChecksumCapabilities::default(), &bytes).unwrap()
+        Segment::parse(Medium::Ip, &ChecksumCapabilities::default(), &ipv4(tcp)).unwrap()
     }
 
     /// Shows `ends` a segment with `control` carrying stream bytes

@@ -122,13 +122,15 @@ pub(crate) mod tests {
         }
     }
 
-    /// An IPv4 packet carrying a TCP segment from PEER:40000 to US:8888.
-    pub(crate) fn segment(control: TcpControl, ack: bool) -> Vec<u8> {
-        let tcp = TcpRepr {
+    /// The bytes of a TCP segment from PEER:40000 to US:8888 with
+    /// `control`, an ACK if `ack`, sequence number `seq` and `payload`, its
+    /// checksum right.
+    pub(crate) fn tcp(control: TcpControl, ack: bool, seq: i32, payload: &[u8]) -> Vec<u8> {
+        let repr = TcpRepr {
             src_port: 40000,
             dst_port: 8888,
             control,
-            seq_number: TcpSeqNumber(1),
+            seq_number: TcpSeqNumber(seq),
             ack_number: ack.then_some(TcpSeqNumber(1)),
             window_len: 1024,
             window_scale: None,
@@ -136,26 +138,36 @@ pub(crate) mod tests {
             sack_permitted: false,
             sack_ranges: [None; 3],
             timestamp: None,
-            payload: &[],
+            payload,
         };
+        let mut bytes = vec![0; repr.buffer_len()];
+        repr.emit(
+            &mut TcpPacket::new_unchecked(&mut bytes[..]),
+            &PEER.into(),
+            &US.into(),
+            &ChecksumCapabilities::default(),
+        );
+        bytes
+    }
+
+    /// An IPv4 packet from PEER to US carrying `tcp`.
+    pub(crate) fn ipv4(tcp: &[u8]) -> Vec<u8> {
         let ip = IpRepr::Ipv4(Ipv4Repr {
             src_addr: PEER,
             dst_addr: US,
             next_header: IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
+            payload_len: tcp.len(),
             hop_limit: 64,
         });
         let mut bytes = vec![0; ip.buffer_len()];
-        let caps = ChecksumCapabilities::default();
-        ip.emit(&mut bytes[..], &caps);
-        let (src, dst) = (IpAddress::Ipv4(PEER), IpAddress::Ipv4(US));
-        tcp.emit(
-            &mut TcpPacket::new_unchecked(&mut bytes[ip.header_len()..]),
-            &src,
-            &dst,
-            &caps,
-        );
+        ip.emit(&mut bytes[..], &ChecksumCapabilities::default());
+        bytes[ip.header_len()..].copy_from_slice(tcp);
         bytes
+    }
+
+    /// An IPv4 packet carrying a TCP segment from PEER:40000 to US:8888.
+    pub(crate) fn segment(control: TcpControl, ack: bool) -> Vec<u8> {
+        ipv4(&tcp(control, ack, 1, &[]))
     }
 
     #[test]
