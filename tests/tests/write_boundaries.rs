@@ -46,14 +46,42 @@ fn init_log() {
     let _ = env_logger::builder().is_test(true).try_init();
 }
 
-fn resources() -> &'static mut HeapResources<'static> {
-    let capacity = Capacity::new(SESSIONS, SERVER_BUFFER, MAX_LINE).with_spare_sockets(1);
+/// A server's socket buffers and longest line.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    buffer: usize,
+    max_line: usize,
+}
+
+/// Lines longer than a segment.
+const ROOMY: Sizes = Sizes {
+    buffer: SERVER_BUFFER,
+    max_line: MAX_LINE,
+};
+
+/// A board's 512-byte lines, and a window just over one segment: smoltcp
+/// 0.14 clients stall against a smaller one (see `load.rs`).
+const BOARD_LIKE: Sizes = Sizes {
+    buffer: 2048,
+    max_line: 512,
+};
+
+fn resources_for(sizes: Sizes) -> &'static mut HeapResources<'static> {
+    let capacity = Capacity::new(SESSIONS, sizes.buffer, sizes.max_line).with_spare_sockets(1);
     Box::leak(Box::new(HeapResources::new(capacity)))
 }
 
+fn resources() -> &'static mut HeapResources<'static> {
+    resources_for(ROOMY)
+}
+
 /// The server as a server started with no flags: only the sizes differ.
+fn config_for(sizes: Sizes) -> ServerConfig {
+    ServerConfig::new(SESSIONS, sizes.max_line)
+}
+
 fn default_config() -> ServerConfig {
-    ServerConfig::new(SESSIONS, MAX_LINE)
+    config_for(ROOMY)
 }
 
 fn reversed(text: &[u8]) -> Vec<u8> {
@@ -145,6 +173,7 @@ fn sweep() -> Sweep {
 /// the simulation and the conversations once every one has ended.
 fn stormy_conversations(
     case: &reversal_sim::Case,
+    sizes: Sizes,
     mut script: impl FnMut(&mut ChaCha8Rng) -> Script,
 ) -> (Sim, Vec<(PartyId<ClientParty>, ConversationId)>) {
     init_log();
@@ -154,8 +183,8 @@ fn stormy_conversations(
         sim.attach(PortConfig::new().latency(Duration::from_millis(1))),
         IpCidr::new(SERVER, 24),
         sim.now(),
-        default_config(),
-        resources(),
+        config_for(sizes),
+        resources_for(sizes),
     )
     .unwrap();
     sim.add(server);
@@ -181,45 +210,53 @@ fn stormy_conversations(
     (sim, talks)
 }
 
-/// Lines of 0 to `MAX_LINE` bytes, each written whole, in bursts of up to
-/// eight with pauses of up to twice the flush delay between bursts: the
-/// server sees a line cut by segment boundaries, by loss and by reordering,
-/// and pauses mid-line as long as a retransmission takes.
+/// Lines of up to the longest a server of `sizes` takes, each written
+/// whole, in bursts of up to eight with pauses of up to twice the flush
+/// delay between bursts: the server sees a line cut by segment boundaries,
+/// by loss and by reordering, and pauses mid-line as long as a
+/// retransmission takes; every reply must be a whole line's.
+fn lines_written_whole(case: &reversal_sim::Case, sizes: Sizes) {
+    let shape = Shape::of(case);
+    let mut expected = Vec::new();
+    let (sim, talks) = stormy_conversations(case, sizes, |rng| {
+        let mut script = Script::new();
+        let mut replies = Vec::new();
+        for n in 0..shape.lines {
+            let len = rng.random_range(0..=sizes.max_line);
+            let line = random_text(rng, len);
+            let mut reply = reversed(&line);
+            reply.push(b'\n');
+            replies.push(reply);
+            script = script.send_line(line);
+            if n % 8 == 7 {
+                let pause = rng.random_range(0..=2 * DEFAULT_IDLE_FLUSH.total_millis());
+                script = script.pause(Duration::from_millis(pause));
+            }
+        }
+        expected.push(replies);
+        script.close()
+    });
+    for ((party, id), expected) in talks.iter().zip(&expected) {
+        let conversation = sim[*party].conversation(*id);
+        assert_eq!(conversation.error(), None);
+        assert!(
+            conversation.reply_bytes() == *expected,
+            "a reply is not the whole line's: got {:?}",
+            conversation.reply_text()
+        );
+    }
+    let stats = sim.segment().stats();
+    assert!(shape.lines < 20 || stats.dropped > 0, "no loss: {stats:?}");
+}
+
 #[test]
 fn lines_written_whole_are_never_split_by_loss_delay_reordering_or_duplication() {
-    case_sweep!(sweep(), |case| {
-        let shape = Shape::of(case);
-        let mut expected = Vec::new();
-        let (sim, talks) = stormy_conversations(case, |rng| {
-            let mut script = Script::new();
-            let mut replies = Vec::new();
-            for n in 0..shape.lines {
-                let len = rng.random_range(0..=MAX_LINE);
-                let line = random_text(rng, len);
-                let mut reply = reversed(&line);
-                reply.push(b'\n');
-                replies.push(reply);
-                script = script.send_line(line);
-                if n % 8 == 7 {
-                    let pause = rng.random_range(0..=2 * DEFAULT_IDLE_FLUSH.total_millis());
-                    script = script.pause(Duration::from_millis(pause));
-                }
-            }
-            expected.push(replies);
-            script.close()
-        });
-        for ((party, id), expected) in talks.iter().zip(&expected) {
-            let conversation = sim[*party].conversation(*id);
-            assert_eq!(conversation.error(), None);
-            assert!(
-                conversation.reply_bytes() == *expected,
-                "a reply is not the whole line's: got {:?}",
-                conversation.reply_text()
-            );
-        }
-        let stats = sim.segment().stats();
-        assert!(shape.lines < 20 || stats.dropped > 0, "no loss: {stats:?}");
-    });
+    case_sweep!(sweep(), |case| lines_written_whole(case, ROOMY));
+}
+
+#[test]
+fn lines_written_whole_to_a_board_sized_server_are_never_split() {
+    case_sweep!(sweep(), |case| lines_written_whole(case, BOARD_LIKE));
 }
 
 /// A client that writes pieces, each whole in one write after its pause,
