@@ -143,6 +143,25 @@ def check_unterminated_line_at_fin(port):
         expect(reader.rest(), b"tsal", "unterminated last line, then close")
 
 
+def check_seed_style_client(port):
+    """The seed's thread_client: a message with no newline, then wait for
+    the answer (as many bytes as the message); the server's idle flush
+    answers it, on by default."""
+    with connect(port) as sock:
+        for message in ("Hello World!!!".encode(), "HAHAHAHAH".encode()):
+            sock.sendall(message)
+            deadline = time.monotonic() + TIMEOUT
+            answer = b""
+            while len(answer) < len(message):
+                if time.monotonic() > deadline:
+                    raise CheckFailed(f"no whole answer to {message!r} within {TIMEOUT}s (have {answer!r})")
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise CheckFailed(f"connection closed before the answer to {message!r} (have {answer!r})")
+                answer += chunk
+            expect(answer, message[::-1], "answer to a message with no newline")
+
+
 def check_pipelined_lines(port):
     rng = random.Random(7)
     lines = [bytes(rng.choice(b"0123456789abcdef") for _ in range(rng.randrange(0, 200))) for _ in range(500)]
@@ -450,6 +469,7 @@ CHECKS = [
     ("a 512-byte line is answered", check_longest_line_fits),
     ("invalid UTF-8 gets ERR utf8 with offset, next line answered", check_invalid_utf8_then_next_line),
     ("unterminated last line answered at FIN, then close", check_unterminated_line_at_fin),
+    ("a message with no newline is answered (the seed's client)", check_seed_style_client),
     ("500 pipelined lines answered in order", check_pipelined_lines),
     (f"{SESSIONS} concurrent sessions answered, one more gets ERR busy", check_sessions_and_busy),
 ]

@@ -13,7 +13,9 @@
 //! - [`datagram`]: one UDP message and the no-amplification rule;
 //! - `ingress` (crate-private): every incoming frame at the device level,
 //!   before smoltcp takes it in; it keeps repeated SYNs of connections a
-//!   socket already holds away from the listeners;
+//!   socket already holds away from the listeners, and records where each
+//!   session's client ended its writes (PSH), the only places where the
+//!   idle flush answers a partial line;
 //! - [`server`]: the sessions on smoltcp sockets, one file per job: session
 //!   slots and their phases, busy sockets, UDP, the poll loop, and the
 //!   memory the caller lends, sized at run time ([`StaticResources`] in a

@@ -11,6 +11,7 @@ use host_tap::settings::{
     DEFAULT_ADDRESS, DEFAULT_MAC, DEFAULT_MAX_LINE, DEFAULT_SESSIONS, DEFAULT_TAP, LINE_CAPACITY,
     MAX_ADDRESSES, MAX_SESSIONS, NetworkSettings, Settings, TapSettings, parse_unicast_mac,
 };
+use reversal_core::session::DEFAULT_IDLE_FLUSH;
 use reversal_core::{Mode, ServerConfig, SessionConfig};
 use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address, Ipv6Address};
 
@@ -37,8 +38,9 @@ Examples:
       --address 192.168.70.1/24 --host-address 192.168.70.100/24 \\
       --address fdaa::1/64 --host-address fdaa::100/64
 
-  # Seed-style clients that send a message without a newline and wait
-  host-tap --idle-flush 50ms
+  # Partial lines wait for their newline (or the end of input), even from
+  # seed-style clients that send a message without one and wait
+  host-tap --idle-flush off
   # A capture for Wireshark: tshark -r /tmp/host-tap.pcap
   host-tap --pcap /tmp/host-tap.pcap
 
@@ -79,6 +81,21 @@ impl From<ModeArg> for Mode {
 /// A timer that can be switched off: `None` is off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timer(pub Option<Duration>);
+
+/// As [`parse_timer`] reads it: `off`, or a humantime duration.
+impl fmt::Display for Timer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => f.write_str("off"),
+            Some(duration) => humantime::format_duration(duration).fmt(f),
+        }
+    }
+}
+
+/// `--idle-flush` when it is not given: the core's default.
+fn default_idle_flush() -> Timer {
+    Timer(Some(DEFAULT_IDLE_FLUSH.into()))
+}
 
 /// Parses `off`, `0`, or a humantime duration such as `50ms` or `2m`.
 ///
@@ -161,9 +178,11 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_timer)]
     pub idle_timeout: Timer,
 
-    /// Answer a partial line after this long with no new bytes (for clients
-    /// that send no newline) [default: off].
-    #[arg(long, value_name = "DURATION", default_value = "off", hide_default_value = true, value_parser = parse_timer)]
+    /// Answer a partial line (a message with no newline, as the seed's client
+    /// sends) after this long with no new bytes, if the client's write ended
+    /// there (PSH): a pause caused by loss never splits a line; `off` waits for
+    /// the newline or the end of input.
+    #[arg(long, value_name = "DURATION", default_value_t = default_idle_flush(), value_parser = parse_timer)]
     pub idle_flush: Timer,
 
     /// On SIGINT/SIGTERM, how long open sessions get to receive their replies.
@@ -452,7 +471,7 @@ mod tests {
             s.server.session.idle_timeout,
             Some(smoltcp::time::Duration::from_secs(120))
         );
-        assert_eq!(s.server.session.idle_flush, None);
+        assert_eq!(s.server.session.idle_flush, Some(DEFAULT_IDLE_FLUSH));
         assert_eq!(s.shutdown_timeout, Duration::from_secs(5));
         assert_eq!(s.pcap, None);
     }

@@ -20,6 +20,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use reversal_core::session::DEFAULT_IDLE_FLUSH;
 use reversal_netns::namespace::{NOBODY, in_own_namespace};
 use reversal_netns::process::{COMMAND_LIMIT, Killed, run, wait_until};
 use reversal_netns::tap::{interface_exists, ip, run_ip};
@@ -461,13 +462,14 @@ fn idle_session_gets_idle_timeout_and_is_closed() {
 }
 
 #[test]
-fn seed_style_python_client_is_answered_with_idle_flush() {
+fn seed_style_python_client_is_answered_with_the_default_flags() {
     e2e(
-        "seed_style_python_client_is_answered_with_idle_flush",
+        "seed_style_python_client_is_answered_with_the_default_flags",
         &["python3"],
         || {
             add_tap(&[HOST_CIDR]);
-            let _server = HostTap::start(&["--idle-flush", "50ms"]);
+            let _server = HostTap::start(&[]);
+            let started = Instant::now();
             let output = run(
                 Command::new("python3").args([
                     SEED_CLIENT,
@@ -482,6 +484,53 @@ fn seed_style_python_client_is_answered_with_idle_flush() {
             );
             assert!(output.status.success(), "{output:?}");
             assert_eq!(text(&output.stdout), "!!!dlroW olleH\nHAHAHAHAH\n👍🏽 하각\n");
+            // Each answer comes one idle flush after its message.
+            let flush = Duration::from(DEFAULT_IDLE_FLUSH);
+            assert!(started.elapsed() >= flush * 3, "{:?}", started.elapsed());
+        },
+    );
+}
+
+/// `nc` with its input written by `printf` in pieces: `nc` writes each
+/// piece it reads to the socket, so the pauses are the client's.
+fn netcat_pieces(script: &str) -> Vec<u8> {
+    let output = run(
+        Command::new("sh").args(["-c", &format!("({script}) | nc -N {SERVER_IP} {PORT}")]),
+        b"",
+        COMMAND_LIMIT,
+    );
+    assert!(output.status.success(), "{output:?}");
+    output.stdout
+}
+
+#[test]
+fn a_line_written_in_pieces_is_whole_unless_a_pause_outlasts_the_idle_flush() {
+    e2e(
+        "a_line_written_in_pieces_is_whole_unless_a_pause_outlasts_the_idle_flush",
+        &["nc", "sh", "sleep", "printf"],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let _server = HostTap::start(&[]);
+            // Pieces back to back: one line.
+            let whole = netcat_pieces("printf abc; printf 'def\\n'");
+            assert_eq!(text(&whole), "fedcba\n");
+            // A pause longer than the flush where a write ended: "abc" is a
+            // message of its own, answered without a terminator, and
+            // "def" the line after it.
+            let pause = Duration::from(DEFAULT_IDLE_FLUSH) * 3;
+            let split = netcat_pieces(&format!(
+                "printf abc; sleep {}; printf 'def\\n'",
+                pause.as_secs_f64()
+            ));
+            assert_eq!(text(&split), "cbafed\n");
+            // With --idle-flush off, a partial line waits for its newline.
+            drop(_server);
+            let _server = HostTap::start(&["--idle-flush", "off"]);
+            let waited = netcat_pieces(&format!(
+                "printf abc; sleep {}; printf 'def\\n'",
+                pause.as_secs_f64()
+            ));
+            assert_eq!(text(&waited), "fedcba\n");
         },
     );
 }

@@ -31,7 +31,9 @@
 //! - **The reversal server.** [`reversal`] runs the core's `Server` as a
 //!   party ([`ServerParty`](reversal::ServerParty)) and holds scripted
 //!   conversations through the core's `LineClient`
-//!   ([`ClientParty`](reversal::ClientParty)); a
+//!   ([`ClientParty`](reversal::ClientParty)) or as the lecture's own client
+//!   does, a message with no newline at a time
+//!   ([`SeedClient`](reversal::SeedClient)); a
 //!   [`Network`](reversal::Network) sets up both on one segment and can
 //!   crash and restart the server.
 //!

@@ -12,8 +12,10 @@
 //! and their [`Capacity`], the session slots and their phases (`tcp`), the
 //! busy sockets (`busy`), UDP and its reply sockets (`udp`), how a TCP
 //! socket is made and put back to listening (`socket`), taking frames in
-//! through the ingress filters (`receive`), sending and watching the device
-//! (`transmit`); this file is the poll loop that runs them in turn.
+//! through the ingress filters (`receive`), which connection each session
+//! socket holds for the ingress's write ends (`push`), sending and watching
+//! the device (`transmit`); this file is the poll loop that runs them in
+//! turn.
 
 mod busy;
 mod caller_sockets;
@@ -21,6 +23,7 @@ mod config;
 mod context;
 mod counters;
 mod deferred;
+mod push;
 mod receive;
 mod resources;
 mod socket;
@@ -37,7 +40,7 @@ use smoltcp::socket::udp::PacketBuffer;
 use smoltcp::time::{Duration, Instant};
 
 use crate::fmt::net_info;
-use crate::ingress::HeldConnections;
+use crate::ingress::{HeldConnections, WriteEnds};
 
 pub use busy::BUSY_SOCKETS;
 pub use config::{ConfigError, DEFAULT_PORT, ServerConfig};
@@ -88,6 +91,9 @@ pub struct Server<'a> {
     scratch: &'a mut [u8],
     /// Connections the sockets hold, refreshed before each batch of frames.
     held: HeldConnections<'a>,
+    /// Where each session's client ended its writes: the idle flush answers
+    /// a partial line only there.
+    write_ends: WriteEnds<'a>,
     /// Counters of finished sessions plus server-level events.
     totals: Counters,
     shutting_down: bool,
@@ -143,6 +149,7 @@ impl<'a> Server<'a> {
             sockets,
             slots,
             held,
+            streams,
             udp_rx_meta,
             udp_tx_meta,
             udp_replies,
@@ -185,6 +192,7 @@ impl<'a> Server<'a> {
             udp,
             scratch: bytes.scratch,
             held: HeldConnections::new(held),
+            write_ends: WriteEnds::new(streams, config.port, capacity.rx_buffer),
             totals: Counters::default(),
             shutting_down: false,
         })
@@ -226,6 +234,7 @@ impl<'a> Server<'a> {
         device: &mut D,
     ) -> Option<Instant> {
         for _ in 0..MAX_ROUNDS {
+            push::refresh(&mut self.write_ends, &self.sockets, &self.sessions);
             let tcp_sockets = self.sessions.handles().chain(self.busy.handles());
             let more_waiting = receive(
                 now,
@@ -234,6 +243,7 @@ impl<'a> Server<'a> {
                 &mut self.sockets,
                 tcp_sockets,
                 &mut self.held,
+                &mut self.write_ends,
             );
             // Answer before transmitting, so the ACK of a line rides on its
             // reply: one frame per request instead of two.
@@ -360,6 +370,7 @@ impl<'a> Server<'a> {
             shutting_down: self.shutting_down,
             scratch: self.scratch,
             totals: &mut self.totals,
+            write_ends: self.write_ends.reborrow(),
         };
         let mut moved = self.sessions.service(&mut self.sockets, &mut cx);
         moved |= self.busy.service(&mut self.sockets, &mut cx);

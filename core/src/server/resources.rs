@@ -42,7 +42,7 @@ use super::busy::{BUSY_RX, BUSY_SOCKETS, BUSY_TX};
 use super::deferred::Deferred;
 use super::tcp::Slot;
 use super::udp::{ReplySocket, UDP_PACKETS};
-use crate::ingress::Connection;
+use crate::ingress::{Connection, Stream};
 
 /// How much a server holds: its sizes, chosen at run time.
 ///
@@ -197,7 +197,7 @@ impl Capacity {
     pub const fn memory(&self) -> usize {
         self.buffer_bytes()
             + self.sockets() * (size_of::<SocketStorage<'static>>() + size_of::<Connection>())
-            + self.sessions * size_of::<Deferred<Slot<'static>>>()
+            + self.sessions * (size_of::<Deferred<Slot<'static>>>() + size_of::<Stream>())
             + self.udp_reply_sockets * size_of::<Deferred<ReplySocket>>()
             + (UDP_PACKETS + self.udp_reply_sockets) * size_of::<PacketMetadata>()
     }
@@ -214,6 +214,8 @@ pub struct ServerResources<'a> {
     pub(super) slots: &'a mut [Deferred<Slot<'a>>],
     /// One entry per socket, for the ingress filter.
     pub(super) held: &'a mut [Connection],
+    /// One entry per session, where its client's writes end.
+    pub(super) streams: &'a mut [Stream],
     pub(super) udp_rx_meta: &'a mut [PacketMetadata],
     /// One per UDP reply socket.
     pub(super) udp_tx_meta: &'a mut [PacketMetadata],
@@ -307,6 +309,7 @@ pub struct StaticResources<
     sockets: Deferred<[SocketStorage<'a>; SOCKETS]>,
     slots: [Deferred<Slot<'a>>; SESSIONS],
     held: [Connection; SOCKETS],
+    streams: [Stream; SESSIONS],
     udp_rx_meta: heapless::Vec<PacketMetadata, UDP_PACKETS>,
     udp_tx_meta: heapless::Vec<PacketMetadata, UDP_REPLIES>,
     udp_replies: [Deferred<ReplySocket>; UDP_REPLIES],
@@ -359,6 +362,7 @@ impl<
             sockets: Deferred::Empty,
             slots: [const { Deferred::Empty }; SESSIONS],
             held: [Connection::NONE; SOCKETS],
+            streams: [Stream::FREE; SESSIONS],
             udp_rx_meta: heapless::Vec::new(),
             udp_tx_meta: heapless::Vec::new(),
             udp_replies: [const { Deferred::Empty }; UDP_REPLIES],
@@ -432,6 +436,7 @@ impl<
             sockets,
             slots,
             held,
+            streams,
             udp_rx_meta,
             udp_tx_meta,
             udp_replies,
@@ -453,6 +458,7 @@ impl<
             sockets: sockets.insert([SocketStorage::EMPTY; SOCKETS]),
             slots,
             held,
+            streams,
             udp_rx_meta,
             udp_tx_meta,
             udp_replies,
@@ -483,7 +489,8 @@ mod heap {
     use smoltcp::socket::udp::PacketMetadata;
 
     use super::{
-        Buffers, Capacity, Connection, Deferred, ReplySocket, ServerResources, Slot, UDP_PACKETS,
+        Buffers, Capacity, Connection, Deferred, ReplySocket, ServerResources, Slot, Stream,
+        UDP_PACKETS,
     };
     use crate::server::busy::{BUSY_RX, BUSY_TX};
 
@@ -506,6 +513,7 @@ mod heap {
         sockets: Vec<SocketStorage<'a>>,
         slots: Vec<Deferred<Slot<'a>>>,
         held: Vec<Connection>,
+        streams: Vec<Stream>,
         udp_meta: Vec<PacketMetadata>,
         udp_replies: Vec<Deferred<ReplySocket>>,
         bytes: Vec<u8>,
@@ -525,6 +533,7 @@ mod heap {
                     .take(capacity.sessions)
                     .collect(),
                 held: alloc::vec![Connection::NONE; capacity.sockets()],
+                streams: alloc::vec![Stream::FREE; capacity.sessions],
                 udp_meta: alloc::vec![
                     PacketMetadata::EMPTY;
                     UDP_PACKETS + capacity.udp_reply_sockets
@@ -575,6 +584,7 @@ mod heap {
                 sockets: &mut resources.sockets,
                 slots: &mut resources.slots,
                 held: &mut resources.held,
+                streams: &mut resources.streams,
                 udp_rx_meta,
                 udp_tx_meta,
                 udp_replies: &mut resources.udp_replies,
