@@ -110,6 +110,12 @@ struct Args {
     #[arg(long, value_name = "LEVEL", default_value = "warn")]
     server_log: String,
 
+    /// One more argument for both TAP servers (host-tap and tap-echo take the
+    /// same `--socket-buffer` and `--offload`); repeat for more, e.g.
+    /// `--tap-arg=--offload --tap-arg=off`.
+    #[arg(long = "tap-arg", value_name = "ARG", allow_hyphen_values = true)]
+    tap_args: Vec<String>,
+
     /// Stop with an error after this many seconds in all [default: 1200, --quick 120].
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     time_limit: Option<Duration>,
@@ -233,7 +239,7 @@ impl Plan {
         format!(
             "TAP MTU {}; {text} lines; (a) {} MiB of 1 KiB lines; (b) {CLIENTS} clients, \
              64-byte lines, {:?}; (c) {} clients for {:?} or {} connections; (d) {:?} each; \
-             (e) RSS after {} and {} connections; TAP servers with RUST_LOG={}",
+             (e) RSS after {} and {} connections; TAP servers with RUST_LOG={}{}",
             args.mtu,
             self.bulk_bytes >> 20,
             self.duration,
@@ -244,6 +250,11 @@ impl Plan {
             self.rss_first,
             self.rss_total,
             args.server_log,
+            if args.tap_args.is_empty() {
+                String::new()
+            } else {
+                format!(" and arguments `{}`", args.tap_args.join(" "))
+            },
         )
     }
 }
@@ -335,6 +346,7 @@ struct Bench {
     tap_echo: PathBuf,
     this: PathBuf,
     server_log: String,
+    tap_args: Vec<String>,
 }
 
 /// Checks that the benchmark can run here, then runs this program again in
@@ -406,6 +418,7 @@ fn run(args: &Args) -> Result<String, BenchError> {
         tap_echo,
         this,
         server_log: args.server_log.clone(),
+        tap_args: args.tap_args.clone(),
     };
     let started = Instant::now();
     let mut results = Results::default();
@@ -754,6 +767,7 @@ impl Bench {
         command
             .args(["--tap", self.tap.name(), "--address", SERVER_CIDR])
             .args(["--port", &PORT.to_string()])
+            .args(&self.tap_args)
             .env("RUST_LOG", &self.server_log);
         command
     }
