@@ -823,6 +823,7 @@ fn render(args: &Args, plan: &Plan, results: &Results, took: Duration) -> String
 fn targets(results: &Results) -> Vec<Target> {
     let row = |workload, metric| results.get(workload, metric);
     let bulk = row(BULK, MIB_PER_S);
+    let bulk_cpu = row(BULK, CPU_PER_MIB);
     let lines = row(REQUEST_RESPONSE, LINES_PER_S);
     let p99 = row(REQUEST_RESPONSE, P99);
     let idle = [row(IDLE, CPU_NO_SESSIONS), row(IDLE, CPU_OPEN_SESSIONS)];
@@ -840,9 +841,21 @@ fn targets(results: &Results) -> Vec<Target> {
             |ratio| format!("{:.1} %", ratio * 100.0),
         ),
         Target::judge(
-            "64-client lines/s >= the kernel baseline's",
-            lines.and_then(Row::host_over_kernel),
+            "bulk >= the kernel baseline's (issue 13)",
+            bulk.and_then(Row::host_over_kernel),
             |ratio| ratio >= 1.0,
+            |ratio| format!("x{ratio:.2}"),
+        ),
+        Target::judge(
+            "bulk server CPU per MiB <= 1.5 x the kernel baseline's (issue 13)",
+            bulk_cpu.and_then(Row::host_over_kernel),
+            |ratio| ratio <= 1.5,
+            |ratio| format!("x{ratio:.2}"),
+        ),
+        Target::judge(
+            "64-client lines/s >= 1.2 x the kernel baseline's (issue 13)",
+            lines.and_then(Row::host_over_kernel),
+            |ratio| ratio >= 1.2,
             |ratio| format!("x{ratio:.2}"),
         ),
         Target::judge(
@@ -928,10 +941,22 @@ mod tests {
         results.set(BULK, MIB_PER_S, Server::TapEcho, 100.0);
         results.set(IDLE, CPU_NO_SESSIONS, Server::HostTap, 0.0);
         results.set(IDLE, CPU_OPEN_SESSIONS, Server::HostTap, 1.5);
+        results.set(BULK, MIB_PER_S, Server::Kernel, 100.0);
+        results.set(BULK, CPU_PER_MIB, Server::HostTap, 2.0);
+        results.set(BULK, CPU_PER_MIB, Server::Kernel, 1.0);
         let targets = targets(&results);
-        assert_eq!(targets[0].verdict, report::Verdict::Met);
-        assert_eq!(targets[1].verdict, report::Verdict::NotMeasured);
-        assert_eq!(targets[3].verdict, report::Verdict::Missed);
+        let verdict = |goal: &str| {
+            targets
+                .iter()
+                .find(|target| target.goal.starts_with(goal))
+                .map(|target| target.verdict)
+                .unwrap()
+        };
+        assert_eq!(verdict("bulk >= 80 %"), report::Verdict::Met);
+        assert_eq!(verdict("bulk >= the kernel"), report::Verdict::Missed);
+        assert_eq!(verdict("bulk server CPU"), report::Verdict::Missed);
+        assert_eq!(verdict("64-client"), report::Verdict::NotMeasured);
+        assert_eq!(verdict("idle CPU"), report::Verdict::Missed);
     }
 
     #[test]
