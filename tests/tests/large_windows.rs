@@ -19,13 +19,12 @@
 
 use reversal_core::{Capacity, HeapResources, ServerConfig};
 use reversal_sim::reversal::{Network, ServerParty};
-use reversal_sim::{Bandwidth, Host, Party, PartyId, Port, PortConfig, Sim, seed_sweep};
+use reversal_sim::{Bandwidth, Host, Party, PartyId, Port, PortConfig, Sim, frames, seed_sweep};
 use smoltcp::iface::SocketHandle;
-use smoltcp::phy::{ChecksumCapabilities, Device, RxToken, TxToken};
+use smoltcp::phy::{Device, RxToken};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, IpAddress, IpCidr, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl,
+    EthernetAddress, EthernetFrame, IpAddress, IpCidr, Ipv4Address, Ipv4Packet, TcpControl,
     TcpPacket, TcpRepr, TcpSeqNumber,
 };
 
@@ -276,38 +275,10 @@ impl LinuxLikePeer {
         }
     }
 
-    fn transmit(
-        &mut self,
-        now: Instant,
-        ethertype: EthernetProtocol,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]),
-    ) {
-        let ethernet = EthernetRepr {
-            src_addr: self.port.mac(),
-            dst_addr: self.server_mac,
-            ethertype,
-        };
-        let token = self.port.transmit(now).unwrap();
-        token.consume(ethernet.buffer_len() + len, |frame| {
-            let mut frame = EthernetFrame::new_unchecked(frame);
-            ethernet.emit(&mut frame);
-            fill(frame.payload_mut());
-        });
-    }
-
     /// Announces our address to the server (an ARP request it learns from).
     fn announce(&mut self, now: Instant) {
-        let arp = ArpRepr::EthernetIpv4 {
-            operation: ArpOperation::Request,
-            source_hardware_addr: self.port.mac(),
-            source_protocol_addr: self.address,
-            target_hardware_addr: EthernetAddress::BROADCAST,
-            target_protocol_addr: self.server,
-        };
-        self.transmit(now, EthernetProtocol::Arp, arp.buffer_len(), |buffer| {
-            arp.emit(&mut ArpPacket::new_unchecked(buffer));
-        });
+        let (server_mac, address, server) = (self.server_mac, self.address, self.server);
+        frames::send_arp_request(&mut self.port, now, server_mac, address, server);
     }
 
     fn segment(&mut self, now: Instant, control: TcpControl, seq: TcpSeqNumber, payload: &[u8]) {
@@ -327,30 +298,8 @@ impl LinuxLikePeer {
             timestamp: None,
             payload,
         };
-        let ip = Ipv4Repr {
-            src_addr: self.address,
-            dst_addr: self.server,
-            next_header: IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
-            hop_limit: 64,
-        };
-        let (source, destination) = (IpAddress::Ipv4(self.address), IpAddress::Ipv4(self.server));
-        self.transmit(
-            now,
-            EthernetProtocol::Ipv4,
-            ip.buffer_len() + tcp.buffer_len(),
-            |buffer| {
-                let mut packet = Ipv4Packet::new_unchecked(buffer);
-                ip.emit(&mut packet, &ChecksumCapabilities::default());
-                let mut segment = TcpPacket::new_unchecked(packet.payload_mut());
-                tcp.emit(
-                    &mut segment,
-                    &source,
-                    &destination,
-                    &ChecksumCapabilities::default(),
-                );
-            },
-        );
+        let (server_mac, address, server) = (self.server_mac, self.address, self.server);
+        frames::send_tcp(&mut self.port, now, server_mac, address, server, &tcp);
     }
 
     /// A data segment (or, empty, an ACK) at `seq`.
