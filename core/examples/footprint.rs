@@ -42,9 +42,9 @@ fn main() {
         "small host",
         Capacity::new(8, 2048, 1024).with_spare_sockets(1),
     );
-    row::<StaticResources<'static, 64, 69, 16384, 16384, 1024>>(
-        "host-tap default (64 sessions, --max-line 1024)",
-        Capacity::new(64, 16 * 1024, 1024),
+    row::<StaticResources<'static, 64, 69, 65535, 65535, 1024>>(
+        "host-tap default (64 sessions, --socket-buffer 65535, --max-line 1024)",
+        Capacity::new(64, 64 * 1024 - 1, 1024),
     );
     println!();
     println!(
