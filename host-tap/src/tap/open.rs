@@ -59,6 +59,9 @@ impl TapDevice {
     /// the TAP can then be used without root. `open` never creates an
     /// interface: a missing one is [`TapError::TapMissing`]. The MTU is read
     /// from the interface once, here; change it before opening, not after.
+    /// Offloads are asked for and agreed here too ([`TapOptions::new`];
+    /// [`open_with`](Self::open_with) chooses), and the TAP is left without
+    /// them when the device drops.
     ///
     /// ```no_run
     /// use host_tap::tap::{TapDevice, TapError};
