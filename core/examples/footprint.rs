@@ -43,9 +43,9 @@ fn main() {
         Capacity::new(8, 2048, 1024).with_spare_sockets(1),
     );
     // host-tap keeps four UDP reply sockets (its `UDP_REPLY_SOCKETS`).
-    row::<StaticResources<'static, 64, 73, 16384, 16384, 1024, 4>>(
-        "host-tap default (64 sessions, --max-line 1024)",
-        Capacity::new(64, 16 * 1024, 1024).with_udp_reply_sockets(4),
+    row::<StaticResources<'static, 64, 73, 65535, 65535, 1024, 4>>(
+        "host-tap default (64 sessions, --socket-buffer 65535, --max-line 1024)",
+        Capacity::new(64, 64 * 1024 - 1, 1024).with_udp_reply_sockets(4),
     );
     println!();
     println!(

@@ -509,6 +509,14 @@ impl<'a> Session<'a> {
                 continue;
             }
             let lf = find_lf(rest);
+            if let Some(lf) = lf
+                && self.line.is_empty()
+                && !self.pending_cr
+                && self.emit_whole_line(&rest[..lf], output, &mut progress.produced)
+            {
+                progress.consumed += lf + 1;
+                continue;
+            }
             let chunk = &rest[..lf.unwrap_or(rest.len())];
             if !chunk.is_empty() {
                 if self.absorb(chunk).is_err() {
@@ -803,32 +811,54 @@ impl<'a> Session<'a> {
             (true, true) => b"\r\n",
             (true, false) => b"\n",
         };
-        let out = &mut output[*produced..];
-        let needed = self.line.len() + terminator.len();
-        let result = if out.len() >= needed {
-            reverse(self.config.mode, self.line.as_slice(), out)
-        } else if self.config.mode.requires_utf8() {
-            // No room for the reversal, but an error reply might be shorter.
-            match validate_utf8(self.line.as_slice()) {
-                Ok(_) => return false,
-                Err(offset) => Err(ReverseError::InvalidUtf8 { offset }),
-            }
-        } else {
-            return false;
+        let answer = answer_line(
+            self.config.mode,
+            self.line.as_slice(),
+            terminator,
+            &mut output[*produced..],
+        );
+        self.take_answer(answer, terminator, terminated, output, produced)
+    }
+
+    /// Answers a whole line of the input (up to, without, its LF) straight
+    /// from the input, while nothing of an earlier line is held: the common
+    /// case of bulk traffic skips the copy into the line buffer. False, with
+    /// nothing changed, when the line is too long or its answer does not fit:
+    /// the caller then takes the line byte by byte, as any other.
+    #[inline(always)]
+    fn emit_whole_line(&mut self, line: &[u8], output: &mut [u8], produced: &mut usize) -> bool {
+        let (body, terminator): (&[u8], &'static [u8]) = match line.split_last() {
+            Some((b'\r', body)) => (body, b"\r\n"),
+            _ => (line, b"\n"),
         };
-        if terminated {
-            self.last_crlf = self.pending_cr;
+        if body.len() > self.config.max_line {
+            return false;
         }
-        match result {
-            Ok(n) => {
-                out[n..needed].copy_from_slice(terminator);
-                *produced += needed;
+        let answer = answer_line(self.config.mode, body, terminator, &mut output[*produced..]);
+        self.take_answer(answer, terminator, true, output, produced)
+    }
+
+    /// Accounts for the answer to a line ended by `terminator` (empty: not
+    /// ended), written at `output[*produced..]`, or writes the error reply
+    /// it calls for. False if nothing could be written: the line stays.
+    #[inline(always)]
+    fn take_answer(
+        &mut self,
+        answer: LineAnswer,
+        terminator: &'static [u8],
+        terminated: bool,
+        output: &mut [u8],
+        produced: &mut usize,
+    ) -> bool {
+        let written = match answer {
+            LineAnswer::Reversed(n) => {
+                *produced += n;
                 self.stats.lines += 1;
                 self.line.clear();
                 self.pending_cr = false;
                 true
             }
-            Err(ReverseError::InvalidUtf8 { offset }) => {
+            LineAnswer::InvalidUtf8 { offset } => {
                 let terminator = if terminated {
                     terminator
                 } else {
@@ -836,8 +866,48 @@ impl<'a> Session<'a> {
                 };
                 self.emit_error(ErrorReply::Utf8 { offset }, terminator, output, produced)
             }
-            Err(ReverseError::OutputTooSmall { .. }) => false,
+            LineAnswer::NoRoom => false,
+        };
+        if written && terminated {
+            self.last_crlf = terminator.len() == 2;
         }
+        written
+    }
+}
+
+/// How a line is answered.
+enum LineAnswer {
+    /// Its reversal and terminator: this many bytes.
+    Reversed(usize),
+    /// It is not UTF-8; the error reply is still to be written.
+    InvalidUtf8 { offset: usize },
+    /// Neither its reversal nor an error reply fits.
+    NoRoom,
+}
+
+/// Writes the reversal of `line` and then `terminator` at the front of
+/// `out`, if they fit; finds an invalid line, whose (shorter) error reply
+/// may fit where the reversal does not.
+#[inline]
+fn answer_line(mode: Mode, line: &[u8], terminator: &[u8], out: &mut [u8]) -> LineAnswer {
+    let needed = line.len() + terminator.len();
+    let result = if out.len() >= needed {
+        reverse(mode, line, out)
+    } else if mode.requires_utf8() {
+        match validate_utf8(line) {
+            Ok(_) => return LineAnswer::NoRoom,
+            Err(offset) => Err(ReverseError::InvalidUtf8 { offset }),
+        }
+    } else {
+        return LineAnswer::NoRoom;
+    };
+    match result {
+        Ok(n) => {
+            out[n..needed].copy_from_slice(terminator);
+            LineAnswer::Reversed(needed)
+        }
+        Err(ReverseError::InvalidUtf8 { offset }) => LineAnswer::InvalidUtf8 { offset },
+        Err(ReverseError::OutputTooSmall { .. }) => LineAnswer::NoRoom,
     }
 }
 
@@ -955,6 +1025,31 @@ mod tests {
     fn line_of_exactly_max_length_is_answered() {
         let mut s = session(SessionConfig::new(4));
         assert_eq!(replies(&mut s, b"abcd\r\n"), b"dcba\r\n");
+    }
+
+    #[test]
+    fn whole_lines_are_answered_without_the_line_buffer_and_split_ones_with_it() {
+        let buffer: &'static mut [u8] = Box::leak(Box::new([0xaa_u8; 64]));
+        let untouched = |s: &Session<'_>| s.line.bytes.iter().all(|&b| b == 0xaa);
+        let mut s = Session::with_config(SessionConfig::new(64), buffer).unwrap();
+        assert_eq!(
+            replies(&mut s, b"abc\r\nde\xffx\n\n"),
+            b"cba\r\nERR utf8 invalid UTF-8 at byte 2\n\n"
+        );
+        assert!(untouched(&s), "a whole line went through the line buffer");
+        assert_eq!(replies(&mut s, b"split"), b"");
+        assert_eq!(replies(&mut s, b" line\n"), b"enil tilps\n");
+        assert!(!untouched(&s));
+    }
+
+    #[test]
+    fn a_whole_line_whose_reply_does_not_fit_is_held_as_before() {
+        let mut s = session(SessionConfig::new(64));
+        let mut small = [0u8; 3];
+        let p = s.receive(T0, b"abcd\r\nxy\n", &mut small);
+        // The line is taken into the line buffer, its CR held, the LF left.
+        assert_eq!((p.consumed, p.produced), (5, 0));
+        assert_eq!(replies(&mut s, b"\nxy\n"), b"dcba\r\nyx\n");
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! round. The figures (frames, seconds, VmRSS) are printed for the README's
 //! "What it withstands".
 //!
-//! Run with: `cargo test -p host-tap --release --test hostile -- --nocapture`.
+//! Run with: `cargo test -p host-tap --release --test hostile -- --nocapture`;
+//! `HOST_TAP_E2E_ARGS="--offload off"` adds arguments to host-tap's, as for
+//! the e2e tests.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
@@ -63,7 +65,9 @@ fn hostile(test: &str, body: impl FnOnce(&mut Lab)) {
         ip("link set dev tap0 up");
         let mut lab = Lab::start();
         body(&mut lab);
-        lab.assert_alive();
+        if !lab.stopped {
+            lab.assert_alive();
+        }
     });
 }
 
@@ -83,6 +87,8 @@ fn why_no_scapy() -> Option<String> {
 struct Lab {
     server: Killed,
     log: Arc<Mutex<String>>,
+    /// The test stopped the server on purpose ([`Lab::stop`]).
+    stopped: bool,
     _traffic: Killed,
     to_traffic: ChildStdin,
     from_traffic: BufReader<ChildStdout>,
@@ -90,9 +96,11 @@ struct Lab {
 
 impl Lab {
     fn start() -> Lab {
+        let extra = std::env::var("HOST_TAP_E2E_ARGS").unwrap_or_default();
         let mut server = Killed(
             Command::new(HOST_TAP)
                 .args(["--address", "192.168.69.1/24", "--address", "fdaa::1/64"])
+                .args(extra.split_whitespace())
                 .env("RUST_LOG", "info")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -143,6 +151,7 @@ impl Lab {
         Lab {
             server,
             log,
+            stopped: false,
             _traffic: traffic,
             to_traffic,
             from_traffic,
@@ -183,6 +192,26 @@ impl Lab {
             .collect();
         // receive: bytes packets errs drop fifo frame compressed multicast; transmit: bytes packets errs drop ...
         (fields[9], fields[11])
+    }
+
+    /// Stops the server with SIGTERM; returns its log, with the counters
+    /// it prints at exit.
+    fn stop(&mut self) -> String {
+        let pid = self.server.0.id().to_string();
+        let status = Command::new("kill").args(["-s", "TERM", &pid]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -s TERM {pid}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.server.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "host-tap still running");
+            thread::sleep(Duration::from_millis(10));
+        }
+        self.stopped = true;
+        // The log reader ends with the pipe; give it a moment to catch up.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !self.log.lock().unwrap().contains("host-tap: TAP:") && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        self.log.lock().unwrap().clone()
     }
 
     fn assert_alive(&mut self) {
@@ -340,6 +369,42 @@ fn malformed_headers_leave_replies_exact_and_memory_flat() {
                 ],
                 tcp_and_udp_are_exact,
             );
+        },
+    );
+}
+
+/// With checksum offload smoltcp checks no TCP or UDP checksum; the frames
+/// the kernel did not make or check (these come from a packet socket) are
+/// checked by host-tap's device instead.
+#[test]
+fn bad_tcp_and_udp_checksums_are_dropped_by_host_tap_when_the_kernel_left_them_unchecked() {
+    hostile(
+        "bad_tcp_and_udp_checksums_are_dropped_by_host_tap_when_the_kernel_left_them_unchecked",
+        |lab| {
+            let (frames, _) = lab.send("bad-checksums");
+            tcp_and_udp_are_exact(lab);
+            let log = lab.stop();
+            let label = "bad checksums dropped ";
+            let at = log
+                .find(label)
+                .unwrap_or_else(|| panic!("no {label:?}:\n{log}"));
+            let dropped: u64 = log[at + label.len()..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|digits| digits.parse().ok())
+                .expect("a count");
+            println!("figures: {dropped} of {frames} frames dropped for their TCP or UDP checksum");
+            if log.contains("offloads: none") {
+                // smoltcp checked them all (HOST_TAP_E2E_ARGS="--offload off").
+                assert_eq!(dropped, 0, "{log}");
+            } else {
+                // The batch spoils one checksum per frame, of the IPv4
+                // header, ICMP, TCP or UDP alike: about half are TCP's or UDP's.
+                assert!(
+                    dropped * 10 >= frames * 4 && dropped < frames,
+                    "{dropped} of {frames} frames dropped for a bad checksum:\n{log}"
+                );
+            }
         },
     );
 }
