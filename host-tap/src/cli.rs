@@ -54,7 +54,8 @@ A second signal stops at once.
 Memory is fixed at start-up: each of the --sessions slots has a receive and a
 send buffer of --socket-buffer bytes (default and largest 64 KiB - 1: larger
 windows need TCP window scaling, which smoltcp 0.14 can stall) and a line
-buffer of --max-line bytes. The defaults reserve about 8.3 MiB,
+buffer of --max-line bytes; UDP has a receive buffer and four reply sockets
+with a send buffer each of that size. The defaults reserve about 8.5 MiB,
 1024 sessions about 130 MiB; the kernel commits the pages as they are first
 written.
 
