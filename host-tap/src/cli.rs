@@ -59,12 +59,12 @@ with a send buffer each of that size. The defaults reserve about 8.5 MiB,
 1024 sessions about 130 MiB; the kernel commits the pages as they are first
 written.
 
-Offloads (--offload on, the default): TCP and UDP checksums and the cutting of
-TCP segments are left to the kernel, through a virtio-net header on every
+Offloads (--offload on, the default): TCP checksums and the cutting of TCP
+segments are left to the kernel, through a virtio-net header on every
 frame, as virtual NICs do; one TCP segment of up to 64 KiB crosses the TAP as
 one frame while its MTU stays as it is. Whatever the kernel refuses is done in
 smoltcp (logged once). --pcap records frames as they cross the TAP: with
-offloads, TCP segments up to 64 KiB and TCP/UDP checksums left to the kernel;
+offloads, TCP segments up to 64 KiB and TCP checksums left to the kernel;
 --offload off for a capture of MTU-sized frames with every checksum.
 
 Durations: 50ms, 300ms, 2s, 2m, 1h 30m; for timers `off` or 0 switches them off.
@@ -206,7 +206,7 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_SOCKET_BUFFER, value_parser = parse_size)]
     pub socket_buffer: usize,
 
-    /// Leave TCP/UDP checksums and TCP segmentation to the kernel (see below).
+    /// Leave TCP checksums and TCP segmentation to the kernel (see below).
     #[arg(long, value_enum, value_name = "SWITCH", default_value_t = Switch::On)]
     pub offload: Switch,
 

@@ -101,7 +101,8 @@ impl fmt::Display for Outcome {
         write!(
             f,
             "{}\ncounters: {}\nTAP: frames in {}, frames out {}, read errors {}, write errors {}, \
-             tx drops {}, oversized frames dropped {}, bad checksums dropped {}",
+             tx drops {}, oversized frames dropped {}, bad checksums dropped {}, \
+             fragments beyond reassembly dropped {}",
             self.end,
             self.counters,
             tap.frames_in,
@@ -110,7 +111,8 @@ impl fmt::Display for Outcome {
             tap.write_errors,
             tap.tx_drops,
             tap.rx_oversized,
-            tap.rx_bad_checksums
+            tap.rx_bad_checksums,
+            tap.rx_fragments_beyond_reassembly
         )
     }
 }

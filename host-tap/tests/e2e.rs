@@ -645,7 +645,8 @@ fn udp_error_larger_than_its_datagram_is_not_sent_but_counted() {
 /// A datagram larger than a frame: the kernel sends it in IPv4 fragments,
 /// host-tap reassembles it and sends its reply in fragments, which the
 /// kernel reassembles. Beyond `--max-line` it gets `ERR too-long`; beyond
-/// the UDP receive buffer (16 KiB) nothing, and the server goes on.
+/// the 16 KiB smoltcp reassembles (UDP header included) nothing, and the
+/// server goes on.
 #[test]
 fn a_udp_datagram_larger_than_a_frame_is_reassembled_and_its_reply_fragmented() {
     e2e(
@@ -671,21 +672,25 @@ fn a_udp_datagram_larger_than_a_frame_is_reassembled_and_its_reply_fragmented() 
                 text(&too_long),
                 "ERR too-long line longer than 4096 bytes\n"
             );
-            assert_eq!(ask(&long_datagram(20_000), 1), None, "20,000 bytes");
+            let largest = ask(&long_datagram(16_376), 3).expect("a reply to 16,376 bytes");
+            assert_eq!(text(&largest), text(&too_long));
+            assert_eq!(ask(&long_datagram(16_377), 1), None, "16,377 bytes");
             assert_eq!(ask(b"still\n", 3).as_deref(), Some(&b"llits\n"[..]));
 
             let (status, log) = server.stop();
             assert!(status.success(), "{log}");
-            // The 20,000 bytes never reached the server's socket.
-            assert!(log.contains("udp datagrams 4 dropped 0"), "{log}");
+            // The 16,377 bytes never reached the server's socket: their
+            // last fragment was dropped.
+            assert!(log.contains("udp datagrams 5 dropped 0"), "{log}");
+            assert!(log.contains("fragments beyond reassembly dropped 1"), "{log}");
             let fragments_from =
                 |ip| captured(&path, &format!("ip.src == {ip} && ip.flags.mf == 1"));
             let (to_server, from_server) =
                 (fragments_from("192.168.69.100"), fragments_from(SERVER_IP));
             std::fs::remove_file(&path).unwrap();
-            // Fragments with more to come: 2 + 2 + 3 + 13 of the four large
-            // datagrams, 2 + 2 of the two large replies.
-            assert_eq!((to_server, from_server), (20, 4));
+            // Fragments with more to come: 2 + 2 + 3 + 11 + 11 of the five
+            // large datagrams, 2 + 2 of the two large replies.
+            assert_eq!((to_server, from_server), (29, 4));
         },
     );
 }

@@ -11,6 +11,7 @@ use smoltcp::phy::{self, Device, DeviceCapabilities, Medium, PacketMeta};
 use smoltcp::time::Instant;
 
 use super::sys::{self, Tun};
+use super::fragments;
 use super::vnet::{self, Offloads, VnetHeader};
 
 /// An Ethernet II header: destination, source, `EtherType`. Linux reports the IP
@@ -36,10 +37,13 @@ pub struct TapStats {
     /// Frames read that were longer than the receive buffer (the kernel cut
     /// them); dropped.
     pub rx_oversized: u64,
-    /// Frames read whose TCP or UDP checksum was wrong, or could not be
-    /// checked (a fragment), with checksum offload on (the device checks
-    /// what the kernel did not); dropped.
+    /// TCP segments read whose checksum was wrong, or could not be checked
+    /// (a fragment), with checksum offload on (the device checks what the
+    /// kernel did not); dropped. UDP checksums are smoltcp's to check.
     pub rx_bad_checksums: u64,
+    /// IPv4 fragments that end beyond the datagram size smoltcp reassembles
+    /// here (16 KiB); dropped.
+    pub rx_fragments_beyond_reassembly: u64,
 }
 
 /// A TAP interface carrying Ethernet frames between the kernel and smoltcp.
@@ -217,10 +221,14 @@ impl TapDevice {
             }
             return Some(0);
         }
-        let (header, frame) = self.rx_buffer[..read].split_at(self.header_len);
+        let (header, frame) = self.rx_buffer[..read].split_at_mut(self.header_len);
+        if fragments::ends_beyond_reassembly(frame) {
+            self.stats.rx_fragments_beyond_reassembly += 1;
+            return Some(0);
+        }
         if self.offloads.checksum
-            && let Ok(header) = header.try_into()
-            && !vnet::rx_checksum_ok(&VnetHeader::parse(header), frame)
+            && let Ok(header) = <&[u8; vnet::HEADER_LEN]>::try_from(&*header)
+            && !vnet::rx_accept(&VnetHeader::parse(header), frame)
         {
             self.stats.rx_bad_checksums += 1;
             return Some(0);

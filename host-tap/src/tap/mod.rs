@@ -5,7 +5,7 @@
 //! survives read and write errors (it counts them in [`TapStats`] and logs
 //! once per outage), reads and writes frames through two buffers allocated
 //! once at open, lets the event loop sleep in [`TapDevice::wait`], and
-//! (unless told not to) leaves TCP and UDP checksums and the cutting of TCP
+//! (unless told not to) leaves TCP checksums and the cutting of TCP
 //! segments to the kernel, as virtual NICs do: one 64 KiB frame crosses
 //! the TAP where 45 would at MTU 1500.
 //!
@@ -17,6 +17,8 @@
 //! - `vnet.rs`: the virtio-net header before each frame, and what the
 //!   [`Offloads`] do to each frame (checksums left to the kernel, TCP
 //!   segments of up to 64 KiB both ways);
+//! - `fragments.rs`: IPv4 fragments that end beyond what smoltcp
+//!   reassembles here, dropped;
 //! - `error.rs`: [`TapError`], and what each errno means at the step where
 //!   it came;
 //! - `ip.rs`: the `ip` commands that configure a created TAP;
@@ -54,6 +56,7 @@
 
 mod device;
 mod error;
+mod fragments;
 mod ip;
 mod open;
 // Lint policy: `unsafe` is allowed here only, each block with its SAFETY comment.

@@ -10,16 +10,23 @@
 //! What the offloads mean for each direction (`drivers/net/tun.c`,
 //! `include/linux/virtio_net.h`):
 //!
-//! - **Checksums** (`TUN_F_CSUM`). A frame the kernel writes to us comes
-//!   with `NEEDS_CSUM` when the kernel made it (its TCP or UDP checksum
-//!   field holds only the pseudo-header sum: nothing was corrupted on a
-//!   wire), with `DATA_VALID` when the kernel checked it, or with neither
-//!   (a frame from a packet socket, or forwarded unchecked): the device
-//!   checks those itself ([`rx_checksum_ok`]), since smoltcp is told to
-//!   check no TCP or UDP checksum ([`Offloads::apply`]). A frame we write
-//!   gets the pseudo-header sum in its checksum field and `NEEDS_CSUM`
-//!   ([`tx_header`]): the kernel finishes it only if the frame leaves the
-//!   machine; for a local client nobody computes it at all.
+//! - **Checksums** (`TUN_F_CSUM`), for TCP. A segment the kernel writes to
+//!   us comes with `NEEDS_CSUM` when the kernel made it (its checksum field
+//!   holds only the pseudo-header sum: nothing was corrupted on a wire),
+//!   with `DATA_VALID` when the kernel checked it, or with neither (a frame
+//!   from a packet socket, or forwarded unchecked): the device checks those
+//!   itself ([`rx_accept`]), since smoltcp is told to check no TCP checksum
+//!   ([`Offloads::apply`]). A segment we write gets the pseudo-header sum in
+//!   its checksum field and `NEEDS_CSUM` ([`tx_header`]): the kernel
+//!   finishes it only if the frame leaves the machine; for a local client
+//!   nobody computes it at all.
+//!
+//!   UDP checksums stay with smoltcp, both ways: a datagram larger than a
+//!   frame arrives in IPv4 fragments, and only after reassembly can its
+//!   checksum be checked, which a per-frame offload cannot do. The kernel
+//!   may still write a datagram with `NEEDS_CSUM`; the device completes its
+//!   checksum for smoltcp to check. Datagrams here are lines, so the cost
+//!   is small.
 //! - **Segmentation** (`TUN_F_TSO4 | TUN_F_TSO6`). The kernel may write a
 //!   TCP segment of up to 64 KiB to us (GSO: `gso_size` says the MSS it
 //!   would have been cut into); smoltcp takes it as one segment. smoltcp
@@ -68,7 +75,7 @@ const UDP_CHECKSUM_OFFSET: u16 = 6;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Offloads {
-    /// TCP and UDP checksums are left to the kernel, both ways.
+    /// TCP checksums are left to the kernel, both ways.
     pub checksum: bool,
     /// TCP segments of up to 64 KiB cross the TAP whole, both ways.
     pub segmentation: bool,
@@ -82,15 +89,14 @@ impl Offloads {
         segmentation: false,
     };
 
-    /// Tells smoltcp what it no longer has to do: check and compute TCP and
-    /// UDP checksums, and cut TCP segments to the MSS (IPv4 only: smoltcp
+    /// Tells smoltcp what it no longer has to do: check and compute TCP
+    /// checksums (UDP's it keeps: see the module docs), and cut TCP segments to the MSS (IPv4 only: smoltcp
     /// 0.14 drops an IPv6 packet larger than the MTU instead of handing it to
     /// the device, so IPv6 segments are cut by smoltcp, and only received
     /// whole).
     pub(super) fn apply(self, capabilities: &mut DeviceCapabilities) {
         if self.checksum {
             capabilities.checksum.tcp = Checksum::None;
-            capabilities.checksum.udp = Checksum::None;
         }
         if self.segmentation {
             capabilities.segmentation.tcpv4 = NonZeroUsize::new(MAX_SUPER_FRAME);
@@ -172,14 +178,6 @@ struct Transport {
 }
 
 impl Transport {
-    fn checksum_offset(&self) -> u16 {
-        if self.protocol == IpProtocol::Tcp {
-            TCP_CHECKSUM_OFFSET
-        } else {
-            UDP_CHECKSUM_OFFSET
-        }
-    }
-
     fn bytes<'f>(&self, frame: &'f [u8]) -> &'f [u8] {
         &frame[self.start..self.start + self.len]
     }
@@ -190,9 +188,9 @@ impl Transport {
 enum Content {
     /// A whole TCP or UDP packet.
     Transport(Transport),
-    /// A fragment of a TCP or UDP packet: its checksum covers bytes that are
-    /// not in this frame.
-    TransportFragment,
+    /// A fragment of a TCP or UDP packet (which of the two): its checksum
+    /// covers bytes that are not in this frame.
+    Fragment(IpProtocol),
     /// Anything else (ARP, ICMP, malformed): smoltcp checks or drops it.
     Other,
 }
@@ -229,7 +227,7 @@ fn ipv4_content(packet: &[u8]) -> Content {
         return Content::Other;
     }
     if packet.more_frags() || packet.frag_offset() != 0 {
-        return Content::TransportFragment;
+        return Content::Fragment(protocol);
     }
     let start = usize::from(packet.header_len());
     let len = usize::from(packet.total_len()) - start;
@@ -273,11 +271,9 @@ fn ipv6_content(packet: &[u8]) -> Content {
         start += (usize::from(units) + 1) * 8;
     }
     if next == IpProtocol::Ipv6Frag {
-        let upper = bytes.get(start).copied().map(IpProtocol::from);
-        return if upper.is_some_and(is_transport) {
-            Content::TransportFragment
-        } else {
-            Content::Other
+        return match bytes.get(start).copied().map(IpProtocol::from) {
+            Some(upper) if is_transport(upper) => Content::Fragment(upper),
+            _ => Content::Other,
         };
     }
     if !is_transport(next) || start > payload_len {
@@ -299,39 +295,53 @@ fn ipv6_content(packet: &[u8]) -> Content {
     })
 }
 
-/// Whether smoltcp may take `frame`, which the kernel wrote with `header`
-/// to a TAP with checksum offload, where smoltcp checks no TCP or UDP
-/// checksum: false for a TCP or UDP checksum that is wrong or that cannot
-/// be checked (a fragment; smoltcp here reassembles none).
-pub(super) fn rx_checksum_ok(header: &VnetHeader, frame: &[u8]) -> bool {
-    if header.flags & (NEEDS_CSUM | DATA_VALID) != 0 {
-        return true;
-    }
+/// Readies `frame`, which the kernel wrote with `header` to a TAP with
+/// checksum offload, for smoltcp, which checks every UDP checksum but no TCP
+/// checksum there: completes a UDP checksum the kernel left to us, and
+/// checks a TCP checksum the kernel neither made nor checked. False: the
+/// device drops the frame, for a wrong TCP checksum or a TCP fragment (whose
+/// checksum no one could check after reassembly).
+pub(super) fn rx_accept(header: &VnetHeader, frame: &mut [u8]) -> bool {
     match content(frame) {
-        Content::Transport(transport) => {
-            let bytes = transport.bytes(frame);
-            let offset = usize::from(transport.checksum_offset());
-            let unset = bytes.get(offset..offset + 2) == Some(&[0, 0]);
-            // An IPv4 UDP checksum of 0: the sender computed none.
-            if transport.protocol == IpProtocol::Udp && !transport.ipv6 && unset {
-                return true;
+        Content::Transport(transport) if transport.protocol == IpProtocol::Udp => {
+            if header.flags & NEEDS_CSUM != 0 {
+                complete_checksum(&transport, frame);
             }
-            checksum::combine(&[transport.pseudo_header, checksum::data(bytes)]) == !0
+            true
         }
-        Content::TransportFragment => false,
+        Content::Transport(transport) => {
+            header.flags & (NEEDS_CSUM | DATA_VALID) != 0
+                || checksum::combine(&[transport.pseudo_header, checksum::data(transport.bytes(frame))])
+                    == !0
+        }
+        Content::Fragment(protocol) => protocol == IpProtocol::Udp,
         Content::Other => true,
     }
 }
 
-/// The header for `frame`, which smoltcp built without TCP and UDP
-/// checksums: puts the pseudo-header sum in the checksum field and leaves
+/// Writes the whole checksum of the UDP datagram `transport` in `frame`.
+fn complete_checksum(transport: &Transport, frame: &mut [u8]) {
+    let field = transport.start + usize::from(UDP_CHECKSUM_OFFSET);
+    frame[field..field + 2].fill(0);
+    let sum = !checksum::combine(&[transport.pseudo_header, checksum::data(transport.bytes(frame))]);
+    // A computed 0 is sent as all ones: 0 means "no checksum" (RFC 768).
+    let sum = if sum == 0 { !0 } else { sum };
+    frame[field..field + 2].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// The header for `frame`, which smoltcp built without a TCP checksum:
+/// puts the pseudo-header sum in a TCP segment's checksum field and leaves
 /// the rest to the kernel, and with `gso_size` (smoltcp's segment larger
 /// than the MSS) asks the kernel to treat it as segments of that size.
+/// Anything else (UDP with its checksum, ARP, ICMP) goes as it is.
 pub(super) fn tx_header(frame: &mut [u8], gso_size: Option<NonZeroU16>) -> VnetHeader {
     let Content::Transport(transport) = content(frame) else {
         return VnetHeader::NONE;
     };
-    let offset = transport.checksum_offset();
+    if transport.protocol != IpProtocol::Tcp {
+        return VnetHeader::NONE;
+    }
+    let offset = TCP_CHECKSUM_OFFSET;
     let field = transport.start + usize::from(offset);
     frame[field..field + 2].copy_from_slice(&transport.pseudo_header.to_be_bytes());
     // `content` found the transport header inside the frame, whose length
@@ -343,9 +353,7 @@ pub(super) fn tx_header(frame: &mut [u8], gso_size: Option<NonZeroU16>) -> VnetH
         csum_offset: offset,
         ..VnetHeader::NONE
     };
-    if let Some(gso_size) = gso_size
-        && transport.protocol == IpProtocol::Tcp
-    {
+    if let Some(gso_size) = gso_size {
         // TCP data offset: the header length in 32-bit words.
         let tcp_header_len = frame
             .get(transport.start + 12)
@@ -508,28 +516,38 @@ mod tests {
         assert_eq!(bytes[4..6], 1448u16.to_ne_bytes());
     }
 
-    #[test]
-    fn a_frame_the_kernel_made_or_checked_is_taken_as_it_is() {
-        let mut frame = tcp_frame(ipv4(0), b"hello\n", true);
-        let last = frame.len() - 1;
-        frame[last] ^= 0xff;
-        for flags in [NEEDS_CSUM, DATA_VALID] {
-            let header = VnetHeader {
-                flags,
-                ..VnetHeader::NONE
-            };
-            assert!(rx_checksum_ok(&header, &frame));
+    /// Whether the device takes `frame` (on a copy: it may write to it).
+    fn accepted(header: &VnetHeader, frame: &[u8]) -> bool {
+        rx_accept(header, &mut frame.to_vec())
+    }
+
+    fn flagged(flags: u8) -> VnetHeader {
+        VnetHeader {
+            flags,
+            ..VnetHeader::NONE
         }
     }
 
     #[test]
-    fn an_unchecked_frame_is_checked_here() {
+    fn a_segment_the_kernel_made_or_checked_is_taken_as_it_is() {
+        let mut frame = tcp_frame(ipv4(0), b"hello\n", true);
+        let last = frame.len() - 1;
+        frame[last] ^= 0xff;
+        for flags in [NEEDS_CSUM, DATA_VALID] {
+            let before = frame.clone();
+            assert!(rx_accept(&flagged(flags), &mut frame));
+            assert_eq!(frame, before);
+        }
+    }
+
+    #[test]
+    fn an_unchecked_segment_is_checked_here() {
         for ip in [ipv4(0), ipv6()] {
             let mut frame = tcp_frame(ip, b"hello\n", true);
-            assert!(rx_checksum_ok(&VnetHeader::NONE, &frame));
+            assert!(accepted(&VnetHeader::NONE, &frame));
             let last = frame.len() - 1;
             frame[last] ^= 0x01;
-            assert!(!rx_checksum_ok(&VnetHeader::NONE, &frame));
+            assert!(!accepted(&VnetHeader::NONE, &frame));
         }
     }
 
@@ -537,29 +555,46 @@ mod tests {
     fn ethernet_padding_is_not_part_of_the_checksum() {
         let mut frame = tcp_frame(ipv4(0), b"", true);
         frame.resize(60, 0xee);
-        assert!(rx_checksum_ok(&VnetHeader::NONE, &frame));
+        assert!(accepted(&VnetHeader::NONE, &frame));
     }
 
     #[test]
-    fn udp_without_a_checksum_passes_over_ipv4() {
-        let frame = udp_frame(b"ping\n", false);
-        assert!(rx_checksum_ok(&VnetHeader::NONE, &frame));
+    fn a_datagram_is_left_to_smoltcp_to_check() {
         let mut frame = udp_frame(b"ping\n", true);
-        assert!(rx_checksum_ok(&VnetHeader::NONE, &frame));
         let last = frame.len() - 1;
         frame[last] ^= 0x01;
-        assert!(!rx_checksum_ok(&VnetHeader::NONE, &frame));
+        for flags in [0, DATA_VALID] {
+            let before = frame.clone();
+            assert!(rx_accept(&flagged(flags), &mut frame));
+            assert_eq!(frame, before, "flags {flags}");
+        }
     }
 
     #[test]
-    fn a_tcp_fragment_cannot_be_checked_and_is_refused() {
-        let mut frame = tcp_frame(ipv4(0), b"hello\n", true);
-        // More fragments follow.
-        frame[ETHERNET_HEADER_LEN + 6] |= 0x20;
-        let mut ip = Ipv4Packet::new_unchecked(&mut frame[ETHERNET_HEADER_LEN..]);
-        ip.fill_checksum();
-        assert_eq!(content(&frame), Content::TransportFragment);
-        assert!(!rx_checksum_ok(&VnetHeader::NONE, &frame));
+    fn a_datagram_the_kernel_left_to_us_gets_its_whole_checksum() {
+        // What the kernel writes: the pseudo-header sum in the field.
+        let mut frame = udp_frame(b"ping\n", false);
+        tx_pseudo_header_sum(&mut frame);
+        assert!(rx_accept(&flagged(NEEDS_CSUM), &mut frame));
+        let packet = UdpPacket::new_checked(&frame[34..]).unwrap();
+        assert_ne!(packet.checksum(), 0);
+        assert!(packet.verify_checksum(&CLIENT.into(), &SERVER.into()));
+    }
+
+    #[test]
+    fn a_udp_fragment_goes_to_smoltcp_to_reassemble_and_a_tcp_fragment_is_refused() {
+        for (mut frame, udp) in [
+            (udp_frame(b"hello\n", true), true),
+            (tcp_frame(ipv4(0), b"hello\n", true), false),
+        ] {
+            // More fragments follow.
+            frame[ETHERNET_HEADER_LEN + 6] |= 0x20;
+            let mut ip = Ipv4Packet::new_unchecked(&mut frame[ETHERNET_HEADER_LEN..]);
+            ip.fill_checksum();
+            let protocol = if udp { IpProtocol::Udp } else { IpProtocol::Tcp };
+            assert_eq!(content(&frame), Content::Fragment(protocol));
+            assert_eq!(accepted(&VnetHeader::NONE, &frame), udp);
+        }
     }
 
     #[test]
@@ -574,18 +609,18 @@ mod tests {
         with_options[ip_start + 6] = IpProtocol::Ipv6Opts.into();
         let payload_len = u16::try_from(with_options.len() - tcp_start).unwrap();
         with_options[ip_start + 4..ip_start + 6].copy_from_slice(&payload_len.to_be_bytes());
-        assert!(rx_checksum_ok(&VnetHeader::NONE, &with_options));
+        assert!(accepted(&VnetHeader::NONE, &with_options));
         let last = with_options.len() - 1;
         with_options[last] ^= 0x01;
-        assert!(!rx_checksum_ok(&VnetHeader::NONE, &with_options));
+        assert!(!accepted(&VnetHeader::NONE, &with_options));
     }
 
     #[test]
     fn arp_and_garbage_are_left_to_smoltcp() {
-        assert!(rx_checksum_ok(&VnetHeader::NONE, &[0; 3]));
+        assert!(accepted(&VnetHeader::NONE, &[0; 3]));
         let mut arp = vec![0xff; 42];
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
-        assert!(rx_checksum_ok(&VnetHeader::NONE, &arp));
+        assert!(accepted(&VnetHeader::NONE, &arp));
     }
 
     #[test]
@@ -628,20 +663,24 @@ mod tests {
     }
 
     #[test]
-    fn a_datagram_we_send_needs_csum_at_offset_six() {
-        let mut frame = udp_frame(b"gnip\n", false);
-        let header = tx_header(&mut frame, None);
-        assert_eq!((header.flags, header.csum_offset), (NEEDS_CSUM, 6));
-        assert_eq!(header.gso_type, GSO_NONE);
-    }
-
-    #[test]
-    fn a_frame_without_tcp_or_udp_goes_as_it_is() {
+    fn a_frame_without_tcp_goes_as_it_is() {
         let mut arp = vec![0xff; 42];
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
-        let before = arp.clone();
-        assert_eq!(tx_header(&mut arp, None), VnetHeader::NONE);
-        assert_eq!(arp, before);
+        for mut frame in [arp, udp_frame(b"gnip\n", true)] {
+            let before = frame.clone();
+            assert_eq!(tx_header(&mut frame, None), VnetHeader::NONE);
+            assert_eq!(frame, before);
+        }
+    }
+
+    /// Puts the pseudo-header sum in a UDP datagram's checksum field, as
+    /// the kernel does for a datagram it marks `NEEDS_CSUM`.
+    fn tx_pseudo_header_sum(frame: &mut [u8]) {
+        let Content::Transport(t) = content(frame) else {
+            panic!("no UDP in the frame")
+        };
+        let field = t.start + usize::from(UDP_CHECKSUM_OFFSET);
+        frame[field..field + 2].copy_from_slice(&t.pseudo_header.to_be_bytes());
     }
 
     #[test]
@@ -656,7 +695,7 @@ mod tests {
         };
         all.apply(&mut capabilities);
         assert!(!capabilities.checksum.tcp.tx() && !capabilities.checksum.tcp.rx());
-        assert!(!capabilities.checksum.udp.tx() && !capabilities.checksum.udp.rx());
+        assert!(capabilities.checksum.udp.tx() && capabilities.checksum.udp.rx());
         assert!(capabilities.checksum.ipv4.rx(), "IPv4 headers stay checked");
         assert_eq!(
             capabilities.segmentation.tcpv4.map(NonZeroUsize::get),
