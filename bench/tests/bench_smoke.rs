@@ -29,8 +29,10 @@ fn a_quick_run_prints_the_table_and_the_targets() {
         Command::new(BENCH)
             .args([
                 "--quick",
+                // Enough bulk for its CPU time to span several clock ticks:
+                // the CPU-per-MiB target is judged from it.
                 "--bulk-mib",
-                "2",
+                "32",
                 "--duration",
                 "0.5",
                 "--idle",

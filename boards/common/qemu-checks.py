@@ -143,6 +143,25 @@ def check_unterminated_line_at_fin(port):
         expect(reader.rest(), b"tsal", "unterminated last line, then close")
 
 
+def check_seed_style_client(port):
+    """The seed's thread_client: a message with no newline, then wait for
+    the answer (as many bytes as the message); the server's idle flush
+    answers it, on by default."""
+    with connect(port) as sock:
+        for message in ("Hello World!!!".encode(), "HAHAHAHAH".encode()):
+            sock.sendall(message)
+            deadline = time.monotonic() + TIMEOUT
+            answer = b""
+            while len(answer) < len(message):
+                if time.monotonic() > deadline:
+                    raise CheckFailed(f"no whole answer to {message!r} within {TIMEOUT}s (have {answer!r})")
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise CheckFailed(f"connection closed before the answer to {message!r} (have {answer!r})")
+                answer += chunk
+            expect(answer, message[::-1], "answer to a message with no newline")
+
+
 def check_pipelined_lines(port):
     rng = random.Random(7)
     lines = [bytes(rng.choice(b"0123456789abcdef") for _ in range(rng.randrange(0, 200))) for _ in range(500)]
@@ -164,6 +183,9 @@ def check_pipelined_lines(port):
 # DHCP traffic between the board and slirp.
 PEER_MAC = bytes.fromhex("525400abcdef")
 PEER_LAST_OCTET = 200
+# An on-link address nobody owns: nothing on the segment answers ARP for it.
+UNOWNED_MAC = bytes.fromhex("525400abcd01")
+UNOWNED_LAST_OCTET = 201
 PEER_PORT = 40000
 BOARD_PORT = 8888
 ETHERTYPE_IPV4 = b"\x08\x00"
@@ -222,8 +244,13 @@ class Segment:
         self.board_ip = board_ip
         self.board_mac = board_mac
         self.peer_ip = board_ip[:3] + bytes([PEER_LAST_OCTET])
+        self.unowned_ip = board_ip[:3] + bytes([UNOWNED_LAST_OCTET])
         self.udp_answers = queue.Queue()
         self.lock = threading.Lock()
+        # The board's ARP requests for the unowned address, and UDP frames
+        # it sent there.
+        self.unowned_arp_requests = 0
+        self.udp_to_unowned = 0
         # DHCP renewals (unicast REQUESTs from the leased address) by
         # transaction id, and how many of them slirp acknowledged.
         self.renewal_xids = set()
@@ -253,10 +280,17 @@ class Segment:
             if reply is not None:
                 self.send(reply)
                 continue
+            if self._asks_for(frame, self.unowned_ip):
+                with self.lock:
+                    self.unowned_arp_requests += 1
+                continue
             udp = udp_of(frame)
             if udp is None:
                 continue
             src_ip, dst_ip, src_port, dst_port, payload = udp
+            if dst_ip == self.unowned_ip:
+                with self.lock:
+                    self.udp_to_unowned += 1
             if (src_port, dst_port) == (DHCP_CLIENT_PORT, DHCP_SERVER_PORT) and frame[6:12] == self.board_mac:
                 self._dhcp_from_board(dst_ip, payload)
             elif (src_port, dst_port) == (DHCP_SERVER_PORT, DHCP_CLIENT_PORT):
@@ -269,11 +303,17 @@ class Segment:
             ):
                 self.udp_answers.put(payload)
 
+    @staticmethod
+    def _asks_for(frame, ip):
+        """Whether `frame` is an ARP request for `ip`."""
+        arp = frame[14:42]
+        return frame[12:14] == ETHERTYPE_ARP and len(arp) >= 28 and arp[6:8] == b"\0\x01" and arp[24:28] == ip
+
     def _arp_reply_to(self, frame):
         """The ARP reply if `frame` asks who has our address, else None."""
-        arp = frame[14:42]
-        if frame[12:14] != ETHERTYPE_ARP or len(arp) < 28 or arp[6:8] != b"\0\x01" or arp[24:28] != self.peer_ip:
+        if not self._asks_for(frame, self.peer_ip):
             return None
+        arp = frame[14:42]
         asker_mac, asker_ip = arp[8:14], arp[14:18]
         reply = b"\0\x01\x08\x00\x06\x04\0\x02" + PEER_MAC + self.peer_ip + asker_mac + asker_ip
         return asker_mac + PEER_MAC + ETHERTYPE_ARP + reply
@@ -295,22 +335,28 @@ class Segment:
         with self.lock:
             return self.renewals_acked
 
-    def udp_frame(self, payload):
+    def udp_frame(self, payload, source_ip=None, source_mac=PEER_MAC):
+        """A UDP datagram to the board, from us unless told otherwise."""
+        source_ip = source_ip or self.peer_ip
         udp_len = (8 + len(payload)).to_bytes(2, "big")
-        pseudo = self.peer_ip + self.board_ip + b"\0\x11" + udp_len
+        pseudo = source_ip + self.board_ip + b"\0\x11" + udp_len
         header = PEER_PORT.to_bytes(2, "big") + BOARD_PORT.to_bytes(2, "big") + udp_len
         udp = header + inet_checksum(pseudo + header + b"\0\0" + payload) + payload
-        ip = b"\x45\0" + (20 + len(udp)).to_bytes(2, "big") + b"\0\0\0\0\x40\x11" + b"\0\0" + self.peer_ip + self.board_ip
+        ip = b"\x45\0" + (20 + len(udp)).to_bytes(2, "big") + b"\0\0\0\0\x40\x11" + b"\0\0" + source_ip + self.board_ip
         ip = ip[:10] + inet_checksum(ip) + ip[12:]
-        return self.board_mac + PEER_MAC + ETHERTYPE_IPV4 + ip + udp
+        return self.board_mac + source_mac + ETHERTYPE_IPV4 + ip + udp
 
-    def udp_exchange(self, payload):
+    def udp_exchange(self, payload, timeout=TIMEOUT):
         """Sends `payload` to the board as a UDP datagram and returns its answer."""
         self.send(self.udp_frame(payload))
         try:
-            return self.udp_answers.get(timeout=TIMEOUT)
+            return self.udp_answers.get(timeout=timeout)
         except queue.Empty:
-            raise CheckFailed(f"no UDP answer to {payload!r}") from None
+            raise CheckFailed(f"no UDP answer to {payload!r} within {timeout}s") from None
+
+    def unowned_counts(self):
+        with self.lock:
+            return self.unowned_arp_requests, self.udp_to_unowned
 
 
 def check_udp_datagram(target):
@@ -318,6 +364,33 @@ def check_udp_datagram(target):
     expect(segment.udp_exchange(b"hello"), b"olleh", "reply to a bare datagram")
     expected = reversed_text("a👍🏽b", "b👍🏽a") + "\r\n"
     expect(segment.udp_exchange("a👍🏽b\r\n".encode()), expected.encode(), "reply keeps graphemes and terminator")
+
+
+# The board waits up to 3 s (the core's UDP_REPLY_TIMEOUT) for an address to
+# resolve before it drops a reply; a reply held up behind one would take that
+# long at least, and before the fix it never came.
+PROMPT_UDP_ANSWER = 1.0
+
+
+def check_udp_after_an_unowned_sender(target):
+    """Issue 10: one datagram from an on-link address that never answers
+    ARP must not hold up the replies to anyone else."""
+    segment = target.segment
+    # smoltcp sends at most one ARP request a second: let the one the
+    # previous check caused age, so the board's request for the unowned
+    # address goes out and its reply waits for an answer that never comes.
+    time.sleep(1.1)
+    segment.send(segment.udp_frame(b"from nobody\n", segment.unowned_ip, UNOWNED_MAC))
+    time.sleep(0.2)
+    for n in range(3):
+        payload = f"after the unowned sender {n}\n".encode()
+        expected = payload[:-1][::-1] + b"\n"
+        expect(segment.udp_exchange(payload, PROMPT_UDP_ANSWER), expected, "prompt reply")
+    time.sleep(0.5)
+    arp_requests, udp_to_unowned = segment.unowned_counts()
+    if arp_requests == 0:
+        raise CheckFailed("the board never asked for the unowned address: did the datagram reach it?")
+    expect(udp_to_unowned, 0, "UDP frames sent to the unowned address")
 
 
 # The board caps its DHCP leases at 20 s for this test (feature test-lease):
@@ -422,6 +495,7 @@ CHECKS = [
     ("a 512-byte line is answered", check_longest_line_fits),
     ("invalid UTF-8 gets ERR utf8 with offset, next line answered", check_invalid_utf8_then_next_line),
     ("unterminated last line answered at FIN, then close", check_unterminated_line_at_fin),
+    ("a message with no newline is answered (the seed's client)", check_seed_style_client),
     ("500 pipelined lines answered in order", check_pipelined_lines),
     (f"{SESSIONS} concurrent sessions answered, one more gets ERR busy", check_sessions_and_busy),
     (f"{SESSIONS} sessions held, a burst of {BURST} more clients: all ERR busy, none refused",
@@ -439,6 +513,7 @@ class Target:
 
 SEGMENT_CHECKS = [
     ("UDP datagrams come back reversed", check_udp_datagram),
+    ("a datagram from an unowned on-link address holds up no later UDP reply", check_udp_after_an_unowned_sender),
 ]
 
 DHCP_CHECKS = [

@@ -35,20 +35,23 @@ fn main() {
         "| configuration | sessions | busy sockets | rx/tx buffer | line buffer | per session (buffers + socket) | HeapResources | StaticResources |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    row::<StaticResources<'static, 3, 5, 1024, 1024, 512, 10, 1, 1>>(
+    row::<StaticResources<'static, 3, 6, 1024, 1024, 512, 1, 10, 1, 1>>(
         "board (lm3s6965evb)",
         Capacity::new(3, 1024, 512)
             .with_spare_sockets(1)
             .with_backlog(10)
             .with_known_peers(1),
     );
-    row::<StaticResources<'static, 8, 10, 2048, 2048, 1024>>(
+    row::<StaticResources<'static, 8, 11, 2048, 2048, 1024>>(
         "small host",
         Capacity::new(8, 2048, 1024).with_spare_sockets(1),
     );
-    row::<StaticResources<'static, 64, 69, 16384, 16384, 1024, 256, 64>>(
-        "host-tap default (64 sessions, --max-line 1024)",
-        Capacity::new(64, 16 * 1024, 1024)
+    // host-tap keeps four UDP reply sockets (its `UDP_REPLY_SOCKETS`) and
+    // sizes its backlog and proven peers from its sessions.
+    row::<StaticResources<'static, 64, 73, 65535, 65535, 1024, 4, 256, 64>>(
+        "host-tap default (64 sessions, --socket-buffer 65535, --max-line 1024)",
+        Capacity::new(64, 64 * 1024 - 1, 1024)
+            .with_udp_reply_sockets(4)
             .with_backlog(256)
             .with_known_peers(64),
     );

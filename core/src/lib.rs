@@ -13,7 +13,9 @@
 //! - [`datagram`]: one UDP message and the no-amplification rule;
 //! - `ingress` (crate-private): every incoming frame at the device level,
 //!   before smoltcp takes it in; it keeps repeated SYNs of connections a
-//!   socket already holds away from the listeners;
+//!   socket already holds away from the listeners, and records where each
+//!   session's client ended its writes (PSH), the only places where the
+//!   idle flush answers a partial line;
 //! - [`listener`]: a listen backlog for any smoltcp server, also at the
 //!   device level: SYNs that find no free socket wait instead of being
 //!   reset, forged half-open handshakes give way to real clients;

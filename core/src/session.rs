@@ -36,27 +36,36 @@ pub struct SessionConfig {
     pub max_line: usize,
     /// Close a session after this long with no bytes moved (`None`: never).
     pub idle_timeout: Option<Duration>,
-    /// Answer a partial line after this long with no new bytes (`None`: never).
+    /// Answer a partial line as an unterminated message after this long
+    /// with no new bytes, if the input so far ends at a write boundary of
+    /// the sender ([`Session::set_at_write_boundary`]); `None`: never.
     pub idle_flush: Option<Duration>,
 }
 
 /// Default idle timeout: two minutes.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Default idle flush: a quarter of a second. Longer than Linux's shortest
+/// retransmission timeout (200 ms), so one lost segment after a sender's
+/// push in the middle of a write is retransmitted in time; short enough
+/// that a person waiting for the answer hardly notices (BENCHMARKS.md,
+/// "The idle flush delay", has the gaps measured on the TAP).
+pub const DEFAULT_IDLE_FLUSH: Duration = Duration::from_millis(250);
+
 impl SessionConfig {
     /// The default mode, lines up to `max_line` bytes, a two-minute idle
-    /// timeout and no idle flush.
+    /// timeout and the [default idle flush](DEFAULT_IDLE_FLUSH).
     ///
     /// ```
-    /// let config = reversal_core::SessionConfig::new(80);
-    /// assert_eq!(config.idle_flush, None);
+    /// use reversal_core::session::{DEFAULT_IDLE_FLUSH, SessionConfig};
+    /// assert_eq!(SessionConfig::new(80).idle_flush, Some(DEFAULT_IDLE_FLUSH));
     /// ```
     pub const fn new(max_line: usize) -> Self {
         SessionConfig {
             mode: Mode::DEFAULT,
             max_line,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
-            idle_flush: None,
+            idle_flush: Some(DEFAULT_IDLE_FLUSH),
         }
     }
 
@@ -84,7 +93,8 @@ impl SessionConfig {
         }
     }
 
-    /// With an idle flush after `flush` (`None`: never).
+    /// With an idle flush after `flush` (`None`: a partial line waits for
+    /// its LF or the end of input).
     ///
     /// ```
     /// use smoltcp::time::Duration;
@@ -333,6 +343,9 @@ pub struct Session<'a> {
     last_input: Instant,
     /// A timer reply is due but waits for output space, not for time.
     flush_blocked: bool,
+    /// The input consumed so far ends at a write boundary of the sender, as
+    /// the caller last said; consuming more input clears it.
+    at_write_boundary: bool,
     stats: SessionStats,
 }
 
@@ -357,6 +370,7 @@ impl<'a> Session<'a> {
             last_activity: Instant::ZERO,
             last_input: Instant::ZERO,
             flush_blocked: false,
+            at_write_boundary: false,
             stats: SessionStats {
                 lines: 0,
                 bytes_in: 0,
@@ -495,6 +509,14 @@ impl<'a> Session<'a> {
                 continue;
             }
             let lf = find_lf(rest);
+            if let Some(lf) = lf
+                && self.line.is_empty()
+                && !self.pending_cr
+                && self.emit_whole_line(&rest[..lf], output, &mut progress.produced)
+            {
+                progress.consumed += lf + 1;
+                continue;
+            }
             let chunk = &rest[..lf.unwrap_or(rest.len())];
             if !chunk.is_empty() {
                 if self.absorb(chunk).is_err() {
@@ -513,6 +535,7 @@ impl<'a> Session<'a> {
         if progress.consumed > 0 {
             self.last_input = now;
             self.flush_blocked = false;
+            self.at_write_boundary = false;
         }
         self.account(now, progress);
         progress
@@ -549,7 +572,41 @@ impl<'a> Session<'a> {
         progress
     }
 
-    /// Runs the timers: idle flush of a partial line and the idle timeout.
+    /// Says whether the input consumed so far ends at a write boundary of
+    /// the sender: its last byte is the last byte of one of the sender's
+    /// writes, and nothing after it has arrived. Only a partial line that
+    /// ends there is answered by the idle flush, so that a pause caused by
+    /// a lost or late segment never splits a line.
+    ///
+    /// The session cannot see TCP segments: the caller can. The server
+    /// says so when the readable data ends where a segment with PSH ended
+    /// (its ingress records those). Consuming more input clears it: say it
+    /// again after [`receive`](Self::receive), before [`poll`](Self::poll).
+    /// A caller that knows nothing of write boundaries and wants a partial
+    /// line answered after any pause says `true` every time.
+    ///
+    /// ```
+    /// use reversal_core::{Session, SessionConfig};
+    /// use smoltcp::time::{Duration, Instant};
+    ///
+    /// let config = SessionConfig::new(64).with_idle_flush(Some(Duration::from_millis(50)));
+    /// let mut line = [0u8; 64];
+    /// let mut session = Session::with_config(config, &mut line).unwrap();
+    /// let mut out = [0u8; 8];
+    /// session.receive(Instant::ZERO, b"hi", &mut out);
+    /// // A pause that is not at a write boundary answers nothing.
+    /// assert!(session.poll(Instant::from_secs(5), &mut out).is_empty());
+    /// session.set_at_write_boundary(true);
+    /// let p = session.poll(Instant::from_secs(5), &mut out);
+    /// assert_eq!(&out[..p.produced], b"ih");
+    /// ```
+    pub fn set_at_write_boundary(&mut self, at_boundary: bool) {
+        self.at_write_boundary = at_boundary;
+    }
+
+    /// Runs the timers: idle flush of a partial line that ends at a write
+    /// boundary ([`set_at_write_boundary`](Self::set_at_write_boundary)) and
+    /// the idle timeout.
     ///
     /// Call it whenever [`deadline`](Self::deadline) has passed (calling it
     /// more often is harmless).
@@ -563,6 +620,8 @@ impl<'a> Session<'a> {
     /// let mut session = Session::with_config(config, &mut line).unwrap();
     /// let mut out = [0u8; 8];
     /// session.receive(Instant::ZERO, b"hi", &mut out);
+    /// session.set_at_write_boundary(true);
+    /// assert!(session.poll(Instant::from_millis(49), &mut out).is_empty());
     /// let p = session.poll(Instant::from_millis(50), &mut out);
     /// assert_eq!(&out[..p.produced], b"ih");
     /// ```
@@ -571,9 +630,8 @@ impl<'a> Session<'a> {
         if self.state != State::Open {
             return progress;
         }
-        if let Some(flush) = self.config.idle_flush
-            && self.has_partial_line()
-            && now >= self.last_input + flush
+        if let Some(at) = self.flush_due()
+            && now >= at
         {
             if self.discarding {
                 // The pause ends the too-long message that was being dropped.
@@ -633,17 +691,18 @@ impl<'a> Session<'a> {
         if self.state != State::Open {
             return None;
         }
-        let flush = match self.config.idle_flush {
-            Some(flush) if self.has_partial_line() && !self.flush_blocked => {
-                Some(self.last_input + flush)
-            }
-            _ => None,
-        };
+        let flush = self.flush_due().filter(|_| !self.flush_blocked);
         let timeout = self.config.idle_timeout.map(|t| self.last_activity + t);
         match (flush, timeout) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// When the idle flush of the partial line is due, if it ever is.
+    fn flush_due(&self) -> Option<Instant> {
+        let flush = self.config.idle_flush?;
+        (self.at_write_boundary && self.has_partial_line()).then(|| self.last_input + flush)
     }
 
     fn has_partial_line(&self) -> bool {
@@ -752,32 +811,54 @@ impl<'a> Session<'a> {
             (true, true) => b"\r\n",
             (true, false) => b"\n",
         };
-        let out = &mut output[*produced..];
-        let needed = self.line.len() + terminator.len();
-        let result = if out.len() >= needed {
-            reverse(self.config.mode, self.line.as_slice(), out)
-        } else if self.config.mode.requires_utf8() {
-            // No room for the reversal, but an error reply might be shorter.
-            match validate_utf8(self.line.as_slice()) {
-                Ok(_) => return false,
-                Err(offset) => Err(ReverseError::InvalidUtf8 { offset }),
-            }
-        } else {
-            return false;
+        let answer = answer_line(
+            self.config.mode,
+            self.line.as_slice(),
+            terminator,
+            &mut output[*produced..],
+        );
+        self.take_answer(answer, terminator, terminated, output, produced)
+    }
+
+    /// Answers a whole line of the input (up to, without, its LF) straight
+    /// from the input, while nothing of an earlier line is held: the common
+    /// case of bulk traffic skips the copy into the line buffer. False, with
+    /// nothing changed, when the line is too long or its answer does not fit:
+    /// the caller then takes the line byte by byte, as any other.
+    #[inline(always)]
+    fn emit_whole_line(&mut self, line: &[u8], output: &mut [u8], produced: &mut usize) -> bool {
+        let (body, terminator): (&[u8], &'static [u8]) = match line.split_last() {
+            Some((b'\r', body)) => (body, b"\r\n"),
+            _ => (line, b"\n"),
         };
-        if terminated {
-            self.last_crlf = self.pending_cr;
+        if body.len() > self.config.max_line {
+            return false;
         }
-        match result {
-            Ok(n) => {
-                out[n..needed].copy_from_slice(terminator);
-                *produced += needed;
+        let answer = answer_line(self.config.mode, body, terminator, &mut output[*produced..]);
+        self.take_answer(answer, terminator, true, output, produced)
+    }
+
+    /// Accounts for the answer to a line ended by `terminator` (empty: not
+    /// ended), written at `output[*produced..]`, or writes the error reply
+    /// it calls for. False if nothing could be written: the line stays.
+    #[inline(always)]
+    fn take_answer(
+        &mut self,
+        answer: LineAnswer,
+        terminator: &'static [u8],
+        terminated: bool,
+        output: &mut [u8],
+        produced: &mut usize,
+    ) -> bool {
+        let written = match answer {
+            LineAnswer::Reversed(n) => {
+                *produced += n;
                 self.stats.lines += 1;
                 self.line.clear();
                 self.pending_cr = false;
                 true
             }
-            Err(ReverseError::InvalidUtf8 { offset }) => {
+            LineAnswer::InvalidUtf8 { offset } => {
                 let terminator = if terminated {
                     terminator
                 } else {
@@ -785,8 +866,48 @@ impl<'a> Session<'a> {
                 };
                 self.emit_error(ErrorReply::Utf8 { offset }, terminator, output, produced)
             }
-            Err(ReverseError::OutputTooSmall { .. }) => false,
+            LineAnswer::NoRoom => false,
+        };
+        if written && terminated {
+            self.last_crlf = terminator.len() == 2;
         }
+        written
+    }
+}
+
+/// How a line is answered.
+enum LineAnswer {
+    /// Its reversal and terminator: this many bytes.
+    Reversed(usize),
+    /// It is not UTF-8; the error reply is still to be written.
+    InvalidUtf8 { offset: usize },
+    /// Neither its reversal nor an error reply fits.
+    NoRoom,
+}
+
+/// Writes the reversal of `line` and then `terminator` at the front of
+/// `out`, if they fit; finds an invalid line, whose (shorter) error reply
+/// may fit where the reversal does not.
+#[inline]
+fn answer_line(mode: Mode, line: &[u8], terminator: &[u8], out: &mut [u8]) -> LineAnswer {
+    let needed = line.len() + terminator.len();
+    let result = if out.len() >= needed {
+        reverse(mode, line, out)
+    } else if mode.requires_utf8() {
+        match validate_utf8(line) {
+            Ok(_) => return LineAnswer::NoRoom,
+            Err(offset) => Err(ReverseError::InvalidUtf8 { offset }),
+        }
+    } else {
+        return LineAnswer::NoRoom;
+    };
+    match result {
+        Ok(n) => {
+            out[n..needed].copy_from_slice(terminator);
+            LineAnswer::Reversed(needed)
+        }
+        Err(ReverseError::InvalidUtf8 { offset }) => LineAnswer::InvalidUtf8 { offset },
+        Err(ReverseError::OutputTooSmall { .. }) => LineAnswer::NoRoom,
     }
 }
 
@@ -907,6 +1028,31 @@ mod tests {
     }
 
     #[test]
+    fn whole_lines_are_answered_without_the_line_buffer_and_split_ones_with_it() {
+        let buffer: &'static mut [u8] = Box::leak(Box::new([0xaa_u8; 64]));
+        let untouched = |s: &Session<'_>| s.line.bytes.iter().all(|&b| b == 0xaa);
+        let mut s = Session::with_config(SessionConfig::new(64), buffer).unwrap();
+        assert_eq!(
+            replies(&mut s, b"abc\r\nde\xffx\n\n"),
+            b"cba\r\nERR utf8 invalid UTF-8 at byte 2\n\n"
+        );
+        assert!(untouched(&s), "a whole line went through the line buffer");
+        assert_eq!(replies(&mut s, b"split"), b"");
+        assert_eq!(replies(&mut s, b" line\n"), b"enil tilps\n");
+        assert!(!untouched(&s));
+    }
+
+    #[test]
+    fn a_whole_line_whose_reply_does_not_fit_is_held_as_before() {
+        let mut s = session(SessionConfig::new(64));
+        let mut small = [0u8; 3];
+        let p = s.receive(T0, b"abcd\r\nxy\n", &mut small);
+        // The line is taken into the line buffer, its CR held, the LF left.
+        assert_eq!((p.consumed, p.produced), (5, 0));
+        assert_eq!(replies(&mut s, b"\nxy\n"), b"dcba\r\nyx\n");
+    }
+
+    #[test]
     fn too_long_line_gets_one_error_and_the_next_line_is_answered() {
         let mut s = session(SessionConfig::new(4));
         let out = replies(&mut s, b"abcdefghij\nok\n");
@@ -997,14 +1143,12 @@ mod tests {
     }
 
     #[test]
-    fn idle_flush_answers_a_partial_line_after_the_pause() {
+    fn idle_flush_answers_a_partial_line_at_a_write_boundary_after_the_pause() {
         let flush = Duration::from_millis(50);
-        let mut s = session(SessionConfig {
-            idle_flush: Some(flush),
-            ..SessionConfig::new(64)
-        });
+        let mut s = session(SessionConfig::new(64).with_idle_flush(Some(flush)));
         let mut out = [0u8; 16];
         s.receive(T0, b"hello", &mut out);
+        s.set_at_write_boundary(true);
         assert_eq!(s.deadline(), Some(T0 + flush));
         assert!(s.poll(Instant::from_millis(49), &mut out).is_empty());
         let p = s.poll(Instant::from_millis(50), &mut out);
@@ -1017,11 +1161,48 @@ mod tests {
     }
 
     #[test]
-    fn idle_flush_is_off_by_default() {
+    fn a_partial_line_not_at_a_write_boundary_waits_however_long() {
         let mut s = session(SessionConfig::new(64));
+        assert_eq!(s.config().idle_flush, Some(DEFAULT_IDLE_FLUSH));
         let mut out = [0u8; 16];
         s.receive(T0, b"hello", &mut out);
+        assert_eq!(s.deadline(), Some(T0 + DEFAULT_IDLE_TIMEOUT));
         assert!(s.poll(Instant::from_secs(60), &mut out).is_empty());
+    }
+
+    #[test]
+    fn more_input_clears_the_write_boundary() {
+        let mut s = session(SessionConfig::new(64));
+        let mut out = [0u8; 16];
+        s.receive(T0, b"hel", &mut out);
+        s.set_at_write_boundary(true);
+        s.receive(Instant::from_millis(10), b"lo", &mut out);
+        // "lo" arrived without the caller saying its write ended there.
+        assert!(s.poll(Instant::from_secs(60), &mut out).is_empty());
+        s.set_at_write_boundary(true);
+        let p = s.poll(Instant::from_secs(60), &mut out);
+        assert_eq!(&out[..p.produced], b"olleh");
+    }
+
+    #[test]
+    fn without_idle_flush_a_write_boundary_answers_nothing() {
+        let mut s = session(SessionConfig::new(64).with_idle_flush(None));
+        let mut out = [0u8; 16];
+        s.receive(T0, b"hello", &mut out);
+        s.set_at_write_boundary(true);
+        assert!(s.poll(Instant::from_secs(60), &mut out).is_empty());
+    }
+
+    #[test]
+    fn a_pause_at_a_write_boundary_ends_a_too_long_line_being_dropped() {
+        let mut s = session(SessionConfig::new(4));
+        let mut out = [0u8; 64];
+        let p = s.receive(T0, b"abcdefgh", &mut out);
+        assert!(out[..p.produced].starts_with(b"ERR too-long"));
+        s.set_at_write_boundary(true);
+        assert!(s.poll(T0 + DEFAULT_IDLE_FLUSH, &mut out).is_empty());
+        // The next write is a message of its own.
+        assert_eq!(replies(&mut s, b"xy\n"), b"yx\n");
     }
 
     #[test]
@@ -1035,6 +1216,7 @@ mod tests {
         let mut s = session(config);
         let mut out = [0u8; 16];
         s.receive(T0, b"hello", &mut out);
+        s.set_at_write_boundary(true);
         assert!(s.poll(Instant::from_millis(60), &mut out[..2]).is_empty());
         assert_eq!(
             s.deadline(),
@@ -1177,11 +1359,47 @@ mod tests {
         }
 
         #[test]
+        fn pauses_not_at_a_write_boundary_never_split_a_line(
+            input in stream(),
+            cuts in prop::collection::vec((any::<usize>(), 0u64..500), 0..12),
+            flush_ms in 0u64..300,
+        ) {
+            // The pieces arrive with pauses longer and shorter than the
+            // flush delay, as a lost segment makes them; nobody says a
+            // write ended, so the replies are those of the whole input.
+            let config = SessionConfig::new(64)
+                .with_idle_flush(Some(Duration::from_millis(flush_ms)))
+                .with_idle_timeout(None);
+            let whole = converse(config, &input, &[], 4096);
+            let mut s = session(config);
+            let mut out = vec![0u8; 4096];
+            let mut replies = Vec::new();
+            let mut now = T0;
+            let mut cut_points: Vec<(usize, u64)> =
+                cuts.iter().map(|&(c, pause)| (c % (input.len() + 1), pause)).collect();
+            cut_points.sort_unstable();
+            cut_points.push((input.len(), 0));
+            let mut fed = 0;
+            for (cut, pause) in cut_points {
+                let p = s.receive(now, &input[fed..cut.max(fed)], &mut out);
+                prop_assert_eq!(p.consumed, cut.max(fed) - fed);
+                replies.extend_from_slice(&out[..p.produced]);
+                fed = fed.max(cut);
+                now += Duration::from_millis(pause);
+                let p = s.poll(now, &mut out);
+                replies.extend_from_slice(&out[..p.produced]);
+            }
+            let p = s.end_of_input(now, &mut out);
+            replies.extend_from_slice(&out[..p.produced]);
+            prop_assert_eq!(replies, whole);
+        }
+
+        #[test]
         fn no_input_panics_or_outgrows_the_buffers(
             input in prop::collection::vec(any::<u8>(), 0..400),
             window in 0usize..100,
             flush_ms in prop::option::of(0u64..20),
-            steps in prop::collection::vec(0u64..30, 1..20),
+            steps in prop::collection::vec((0u64..30, any::<bool>()), 1..20),
         ) {
             let config = SessionConfig {
                 idle_flush: flush_ms.map(Duration::from_millis),
@@ -1192,10 +1410,11 @@ mod tests {
             let mut out = vec![0u8; window];
             let mut now = T0;
             let mut offset = 0;
-            for step in steps {
+            for (step, at_boundary) in steps {
                 now += Duration::from_millis(step);
                 let p = s.receive(now, &input[offset..], &mut out);
                 offset += p.consumed;
+                s.set_at_write_boundary(at_boundary);
                 prop_assert!(p.produced <= window);
                 prop_assert!(s.poll(now, &mut out).produced <= window);
                 prop_assert!(s.line.len() <= 16);

@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use host_tap::settings::{
-    DEFAULT_ADDRESS, DEFAULT_MAC, DEFAULT_MAX_LINE, DEFAULT_SESSIONS, DEFAULT_TAP, LINE_CAPACITY,
-    MAX_ADDRESSES, MAX_SESSIONS, NetworkSettings, Settings, TapSettings, parse_unicast_mac,
+    DEFAULT_ADDRESS, DEFAULT_MAC, DEFAULT_MAX_LINE, DEFAULT_SESSIONS, DEFAULT_SOCKET_BUFFER,
+    DEFAULT_TAP, LINE_CAPACITY, MAX_ADDRESSES, MAX_SESSIONS, MAX_SOCKET_BUFFER, NetworkSettings,
+    Settings, TapSettings, parse_bytes, parse_unicast_mac,
 };
+use host_tap::tap::TapOptions;
 use reversal_core::listener::{ListenerConfig, WhenFull};
+use reversal_core::session::DEFAULT_IDLE_FLUSH;
 use reversal_core::{Mode, ServerConfig, SessionConfig};
 use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address, Ipv6Address};
 
@@ -38,8 +41,9 @@ Examples:
       --address 192.168.70.1/24 --host-address 192.168.70.100/24 \\
       --address fdaa::1/64 --host-address fdaa::100/64
 
-  # Seed-style clients that send a message without a newline and wait
-  host-tap --idle-flush 50ms
+  # Partial lines wait for their newline (or the end of input), even from
+  # seed-style clients that send a message without one and wait
+  host-tap --idle-flush off
   # A capture for Wireshark: tshark -r /tmp/host-tap.pcap
   host-tap --pcap /tmp/host-tap.pcap
 
@@ -48,10 +52,23 @@ sent (a partial line is answered as at end of input) and a FIN, for up to
 --shutdown-timeout; then the counters are printed and host-tap exits 0.
 A second signal stops at once.
 
-Memory is fixed at start-up: each of the --sessions slots has a
-16 KiB receive buffer, a 16 KiB send buffer and a line buffer of --max-line bytes,
-and room for 4 connections waiting in the listen backlog (--admission-wait);
-the defaults reserve about 2.2 MiB, 1024 sessions about 34 MiB.
+Memory is fixed at start-up: each of the --sessions slots has a receive and a
+send buffer of --socket-buffer bytes (default and largest 64 KiB - 1: larger
+windows need TCP window scaling, which smoltcp 0.14 can stall) and a line
+buffer of --max-line bytes; UDP has a receive buffer and four reply sockets
+with a send buffer each of that size; the listen backlog has room for 4
+connections per session waiting for one (--admission-wait). The defaults
+reserve about 8.5 MiB,
+1024 sessions about 130 MiB; the kernel commits the pages as they are first
+written.
+
+Offloads (--offload on, the default): TCP checksums and the cutting of TCP
+segments are left to the kernel, through a virtio-net header on every
+frame, as virtual NICs do; one TCP segment of up to 64 KiB crosses the TAP as
+one frame while its MTU stays as it is. Whatever the kernel refuses is done in
+smoltcp (logged once). --pcap records frames as they cross the TAP: with
+offloads, TCP segments up to 64 KiB and TCP checksums left to the kernel;
+--offload off for a capture of MTU-sized frames with every checksum.
 
 Durations: 50ms, 300ms, 2s, 2m, 1h 30m; for timers `off` or 0 switches them off.
 Logging: RUST_LOG=debug|info|warn (default info); one line per session open and close.
@@ -97,9 +114,33 @@ impl From<BacklogFullArg> for WhenFull {
     }
 }
 
+/// A feature switched on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
 /// A timer that can be switched off: `None` is off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timer(pub Option<Duration>);
+
+/// As [`parse_timer`] reads it: `off`, or a humantime duration.
+impl fmt::Display for Timer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => f.write_str("off"),
+            Some(duration) => humantime::format_duration(duration).fmt(f),
+        }
+    }
+}
+
+/// `--idle-flush` when it is not given: the core's default.
+fn default_idle_flush() -> Timer {
+    Timer(Some(DEFAULT_IDLE_FLUSH.into()))
+}
 
 /// Parses `off`, `0`, or a humantime duration such as `50ms` or `2m`.
 ///
@@ -117,6 +158,10 @@ pub fn parse_timer(text: &str) -> Result<Timer, String> {
 /// The longest duration accepted: a hundred years (of 365.25 days, as
 /// humantime counts them), far from the overflow of a deadline computed from it.
 pub const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+
+fn parse_size(text: &str) -> Result<usize, String> {
+    parse_bytes(text).map_err(str::to_owned)
+}
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text)
@@ -178,13 +223,24 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = ModeArg::Graphemes)]
     pub mode: ModeArg,
 
+    /// Each session's TCP receive and send buffer, e.g. 16K; it bounds the
+    /// window each way. From --max-line + 2 to 65535 bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_SOCKET_BUFFER, value_parser = parse_size)]
+    pub socket_buffer: usize,
+
+    /// Leave TCP checksums and TCP segmentation to the kernel (see below).
+    #[arg(long, value_enum, value_name = "SWITCH", default_value_t = Switch::On)]
+    pub offload: Switch,
+
     /// Close a session with `ERR idle-timeout` after this long with no bytes moved.
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_timer)]
     pub idle_timeout: Timer,
 
-    /// Answer a partial line after this long with no new bytes (for clients
-    /// that send no newline) [default: off].
-    #[arg(long, value_name = "DURATION", default_value = "off", hide_default_value = true, value_parser = parse_timer)]
+    /// Answer a partial line (a message with no newline, as the seed's client
+    /// sends) after this long with no new bytes, if the client's write ended
+    /// there (PSH): a pause caused by loss never splits a line; `off` waits for
+    /// the newline or the end of input.
+    #[arg(long, value_name = "DURATION", default_value_t = default_idle_flush(), value_parser = parse_timer)]
     pub idle_flush: Timer,
 
     /// How long a connection that finds every session taken waits in the
@@ -265,6 +321,13 @@ pub enum SettingsError {
         /// The value given.
         given: usize,
     },
+    /// `--socket-buffer` cannot hold the largest reply, or is too large.
+    BadSocketBuffer {
+        /// The value given.
+        given: usize,
+        /// The smallest that works with this `--max-line`.
+        min: usize,
+    },
 }
 
 impl SettingsError {
@@ -276,6 +339,7 @@ impl SettingsError {
             SettingsError::BadPort { .. } => Exit::BadPort,
             SettingsError::BadSessions { .. } => Exit::BadSessions,
             SettingsError::BadMaxLine { .. } => Exit::BadMaxLine,
+            SettingsError::BadSocketBuffer { .. } => Exit::BadSocketBuffer,
         }
     }
 }
@@ -305,6 +369,12 @@ impl fmt::Display for SettingsError {
             SettingsError::BadMaxLine { given } => write!(
                 f,
                 "--max-line {given} is out of range: use 1 to {LINE_CAPACITY} bytes"
+            ),
+            SettingsError::BadSocketBuffer { given, min } => write!(
+                f,
+                "--socket-buffer {given} is out of range: use {min} (the largest reply, \
+                 --max-line + 2) to {MAX_SOCKET_BUFFER} bytes (a larger window needs TCP \
+                 window scaling, which smoltcp 0.14 can stall)"
             ),
         }
     }
@@ -373,6 +443,13 @@ impl Args {
         if let Some(grace) = self.half_open_grace {
             listener = listener.with_half_open_grace(grace.into());
         }
+        let min = session.max_reply_len();
+        if !(min..=MAX_SOCKET_BUFFER).contains(&self.socket_buffer) {
+            return Err(SettingsError::BadSocketBuffer {
+                given: self.socket_buffer,
+                min,
+            });
+        }
         let server = ServerConfig::new(self.sessions, self.max_line)
             .with_port(self.port)
             .with_udp_port((!self.no_udp).then_some(self.udp_port.unwrap_or(self.port)))
@@ -383,6 +460,7 @@ impl Args {
                 name: self.tap.clone(),
                 create: self.create_tap,
                 host_addresses,
+                options: TapOptions::new().with_offload(self.offload == Switch::On),
             },
             network: NetworkSettings {
                 mac,
@@ -391,6 +469,7 @@ impl Args {
                 ipv6_gateway,
             },
             server,
+            socket_buffer: self.socket_buffer,
             shutdown_timeout: self.shutdown_timeout,
             pcap: self.pcap.clone(),
         })
@@ -465,7 +544,6 @@ fn parse_gateways(
 
 #[cfg(test)]
 mod tests {
-    use host_tap::settings::SOCKET_BUFFER;
     use smoltcp::wire::EthernetAddress;
 
     use super::*;
@@ -498,9 +576,11 @@ mod tests {
             s.server.session.idle_timeout,
             Some(smoltcp::time::Duration::from_secs(120))
         );
-        assert_eq!(s.server.session.idle_flush, None);
+        assert_eq!(s.server.session.idle_flush, Some(DEFAULT_IDLE_FLUSH));
         assert_eq!(s.shutdown_timeout, Duration::from_secs(5));
         assert_eq!(s.pcap, None);
+        assert_eq!(s.socket_buffer, DEFAULT_SOCKET_BUFFER);
+        assert!(s.tap.options.offload);
     }
 
     #[test]
@@ -514,12 +594,38 @@ mod tests {
     }
 
     #[test]
-    fn help_states_the_compiled_capacities() {
-        let kib = |bytes: usize| format!("{} KiB", bytes / 1024);
-        assert!(EXAMPLES.contains(&format!("{} receive buffer", kib(SOCKET_BUFFER))));
-        assert!(EXAMPLES.contains(&format!("{} send buffer", kib(SOCKET_BUFFER))));
-        assert!(EXAMPLES.contains("line buffer of --max-line bytes"));
+    fn help_states_the_default_sizes() {
+        assert_eq!(DEFAULT_SOCKET_BUFFER, 64 * 1024 - 1);
+        assert!(EXAMPLES.contains("--socket-buffer bytes (default and largest 64 KiB - 1"));
+        assert!(EXAMPLES.contains("line\nbuffer of --max-line bytes"));
         assert!(EXAMPLES.contains(&format!("{MAX_SESSIONS} sessions about")));
+    }
+
+    #[test]
+    fn socket_buffer_takes_sizes_from_the_largest_reply_up() {
+        assert_eq!(
+            settings(&["--socket-buffer", "16K"]).unwrap().socket_buffer,
+            16 * 1024
+        );
+        assert!(settings(&["--socket-buffer", "65535"]).is_ok());
+        assert_eq!(exit_of(&["--socket-buffer", "64K"]), Exit::BadSocketBuffer);
+        let small = settings(&["--max-line", "1024", "--socket-buffer", "1025"]);
+        assert_eq!(
+            small,
+            Err(SettingsError::BadSocketBuffer {
+                given: 1025,
+                min: 1026
+            })
+        );
+        assert_eq!(small.unwrap_err().exit(), Exit::BadSocketBuffer);
+        let error = Args::try_parse_from(["host-tap", "--socket-buffer", "big"]).unwrap_err();
+        assert_eq!(error.exit_code(), i32::from(Exit::Usage.code()));
+    }
+
+    #[test]
+    fn offload_can_be_switched_off() {
+        let s = settings(&["--offload", "off"]).unwrap();
+        assert!(!s.tap.options.offload);
     }
 
     #[test]

@@ -21,7 +21,15 @@ impl Clock {
     pub fn start() -> Clock {
         Clock {
             started: std::time::Instant::now(),
-            started_at: Instant::now(),
+            // smoltcp's `Instant::now()` needs its `std`, which host-tap
+            // leaves off (see Cargo.toml); this is what it does.
+            started_at: Instant::from_micros(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| {
+                        i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+                    }),
+            ),
         }
     }
 

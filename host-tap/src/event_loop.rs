@@ -42,6 +42,8 @@ pub struct LoopSettings {
     pub network: NetworkSettings,
     /// The server.
     pub server: ServerConfig,
+    /// Each session's TCP receive and send buffer, in bytes.
+    pub socket_buffer: usize,
     /// How long a shutdown may wait for open sessions.
     pub shutdown_timeout: std::time::Duration,
 }
@@ -98,14 +100,19 @@ impl fmt::Display for Outcome {
         let tap = &self.tap;
         write!(
             f,
-            "{}\ncounters: {}\nTAP: frames in {}, frames out {}, read errors {}, write errors {}, tx drops {}",
+            "{}\ncounters: {}\nTAP: frames in {}, frames out {}, read errors {}, write errors {}, \
+             tx drops {}, oversized frames dropped {}, bad checksums dropped {}, \
+             fragments beyond reassembly dropped {}",
             self.end,
             self.counters,
             tap.frames_in,
             tap.frames_out,
             tap.read_errors,
             tap.write_errors,
-            tap.tx_drops
+            tap.tx_drops,
+            tap.rx_oversized,
+            tap.rx_bad_checksums,
+            tap.rx_fragments_beyond_reassembly
         )
     }
 }
@@ -124,7 +131,8 @@ pub fn serve<D: TapBacked>(
 ) -> Result<Outcome, ConfigError> {
     let clock = Clock::start();
     let mut iface = interface::create(&settings.network, device, clock.now());
-    let mut resources = HeapResources::new(settings::capacity(&settings.server));
+    let mut resources =
+        HeapResources::new(settings::capacity(&settings.server, settings.socket_buffer));
     let mut server = Server::new(settings.server, &mut resources)?;
     log_ready(settings, server.capacity(), device.tap());
 
@@ -180,14 +188,17 @@ fn log_ready(settings: &LoopSettings, capacity: Capacity, tap: &TapDevice) {
         .udp_port
         .map_or_else(|| "off".to_owned(), |port| port.to_string());
     log::info!(
-        "ready: {} (MTU {}) as {} (MAC {}), TCP port {}, UDP port {}; {} sessions, {} KiB reserved",
+        "ready: {} (MTU {}, offloads: {}) as {} (MAC {}), TCP port {}, UDP port {}; \
+         {} sessions with {} KiB socket buffers, {} KiB reserved",
         tap.name(),
         tap.mtu(),
+        tap.offloads(),
         addresses.join(", "),
         network.mac,
         settings.server.port,
         udp,
         capacity.sessions,
+        capacity.rx_buffer / 1024,
         capacity.memory() / 1024
     );
 }
@@ -199,7 +210,8 @@ mod tests {
     #[test]
     fn help_states_the_reserved_memory() {
         let mib = |sessions| {
-            let bytes = settings::capacity(&ServerConfig::new(sessions, 1024)).memory();
+            let config = ServerConfig::new(sessions, 1024);
+            let bytes = settings::capacity(&config, settings::DEFAULT_SOCKET_BUFFER).memory();
             bytes as f64 / f64::from(1 << 20)
         };
         let default = format!("defaults reserve about {:.1} MiB", mib(64));

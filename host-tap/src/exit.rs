@@ -24,6 +24,8 @@ pub enum Exit {
     BadSessions,
     /// `--max-line` out of range.
     BadMaxLine,
+    /// `--socket-buffer` out of range.
+    BadSocketBuffer,
     /// Not allowed to open `/dev/net/tun`, attach to the TAP, or create one.
     NoPermission,
     /// The TAP device does not exist.
@@ -42,7 +44,7 @@ pub enum Exit {
 
 impl Exit {
     /// Every exit, in the order of the table.
-    pub const ALL: [Exit; 15] = [
+    pub const ALL: [Exit; 16] = [
         Exit::Stopped,
         Exit::TapLost,
         Exit::Usage,
@@ -51,6 +53,7 @@ impl Exit {
         Exit::BadPort,
         Exit::BadSessions,
         Exit::BadMaxLine,
+        Exit::BadSocketBuffer,
         Exit::NoPermission,
         Exit::TapMissing,
         Exit::NoTunDevice,
@@ -71,6 +74,7 @@ impl Exit {
             Exit::BadPort => 5,
             Exit::BadSessions => 6,
             Exit::BadMaxLine => 7,
+            Exit::BadSocketBuffer => 8,
             Exit::NoPermission => 10,
             Exit::TapMissing => 11,
             Exit::NoTunDevice => 12,
@@ -94,6 +98,7 @@ impl Exit {
             Exit::BadPort => "--port or --udp-port is 0",
             Exit::BadSessions => "--sessions out of range",
             Exit::BadMaxLine => "--max-line out of range",
+            Exit::BadSocketBuffer => "--socket-buffer out of range (or below --max-line + 2)",
             Exit::NoPermission => "no permission for /dev/net/tun or the TAP device",
             Exit::TapMissing => "the TAP device does not exist",
             Exit::NoTunDevice => "/dev/net/tun is missing (no tun driver)",

@@ -3,13 +3,23 @@
 
 use smoltcp::iface::{Config, Interface};
 use smoltcp::phy::Device;
-use smoltcp::time::Instant;
+use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::HardwareAddress;
 
 use crate::settings::NetworkSettings;
 
-/// smoltcp's interface: our MAC, addresses and default routes, and a random
-/// seed of its own for TCP sequence numbers and ephemeral ports.
+/// How long the fragments of an IPv4 datagram may take to arrive in full
+/// before smoltcp frees their reassembly buffer. Its four buffers are shared
+/// with anyone who sends a first fragment and never the rest; the fragments
+/// of one datagram leave their sender back to back and arrive within
+/// milliseconds on a link, and a client whose datagram lost one sends it
+/// again after a timeout of its own. (RFC 1122 asks for 60 to 120 s, for
+/// fragments on long paths; smoltcp's default is 60 s.)
+pub const REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// smoltcp's interface: our MAC, addresses and default routes, a random
+/// seed of its own for TCP sequence numbers and ephemeral ports, and the
+/// [`REASSEMBLY_TIMEOUT`].
 ///
 /// ```
 /// use host_tap::settings::{DEFAULT_MAC, NetworkSettings, parse_unicast_mac};
@@ -25,12 +35,14 @@ use crate::settings::NetworkSettings;
 /// let mut device = Loopback::new(Medium::Ethernet);
 /// let iface = host_tap::interface::create(&network, &mut device, Instant::now());
 /// assert_eq!(iface.ip_addrs(), network.addresses.as_slice());
+/// assert_eq!(iface.reassembly_timeout(), host_tap::interface::REASSEMBLY_TIMEOUT);
 /// ```
 pub fn create<D: Device>(network: &NetworkSettings, device: &mut D, now: Instant) -> Interface {
     let mut config = Config::new(HardwareAddress::Ethernet(network.mac));
     // TCP initial sequence numbers and ephemeral ports must not be predictable.
     config.random_seed = random_seed();
     let mut iface = Interface::new(config, device, now);
+    iface.set_reassembly_timeout(REASSEMBLY_TIMEOUT);
     iface.update_ip_addrs(|addresses| {
         for &cidr in &network.addresses {
             if addresses.push(cidr).is_err() {

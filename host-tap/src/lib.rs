@@ -23,7 +23,9 @@
 //! `phy::Device::receive` (one `read(2)` into the device's receive buffer),
 //! the core answers the line, and the reply leaves through a transmit token
 //! (one `write(2)` from the transmit buffer, `tap/device.rs`). The loop
-//! then sleeps again for as long as `poll_delay` said.
+//! then sleeps again for as long as `poll_delay` said. With offloads
+//! (`tap/vnet.rs`) a virtio-net header travels before each frame, and one
+//! frame can carry a TCP segment of up to 64 KiB each way.
 
 // Lint policy: `[workspace.lints]` in the top-level Cargo.toml. Everything
 // that needs `unsafe` (ioctls, poll) is confined to `tap::sys`.

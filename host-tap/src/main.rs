@@ -42,12 +42,14 @@ impl Failure {
             Failure::Tap(error) => Exit::of_tap_error(error),
             Failure::Pcap(_) => Exit::Pcap,
             Failure::Config(ConfigError::Port) => Exit::BadPort,
-            Failure::Config(ConfigError::Sessions { .. } | ConfigError::SpareSockets { .. }) => {
-                Exit::BadSessions
-            }
-            Failure::Config(ConfigError::Session(_) | ConfigError::SendBuffer { .. }) => {
-                Exit::BadMaxLine
-            }
+            // The sockets the memory holds, sized from the sessions.
+            Failure::Config(
+                ConfigError::Sessions { .. }
+                | ConfigError::SpareSockets { .. }
+                | ConfigError::UdpReplySockets,
+            ) => Exit::BadSessions,
+            Failure::Config(ConfigError::Session(_)) => Exit::BadMaxLine,
+            Failure::Config(ConfigError::SendBuffer { .. }) => Exit::BadSocketBuffer,
             Failure::Setup(..) => Exit::TapSetup,
         }
     }
@@ -98,9 +100,9 @@ fn serve(settings: &Settings) -> Result<Outcome, Failure> {
         Signals::register().map_err(|e| Failure::Setup("install the signal handlers", e))?;
     let tap = &settings.tap;
     let device = if tap.create {
-        TapDevice::create(&tap.name, &tap.host_addresses)
+        TapDevice::create_with(&tap.name, &tap.host_addresses, tap.options)
     } else {
-        TapDevice::open(&tap.name)
+        TapDevice::open_with(&tap.name, tap.options)
     }
     .map_err(Failure::Tap)?;
     if tap.create {
@@ -109,6 +111,7 @@ fn serve(settings: &Settings) -> Result<Outcome, Failure> {
     let loop_settings = LoopSettings {
         network: settings.network.clone(),
         server: settings.server,
+        socket_buffer: settings.socket_buffer,
         shutdown_timeout: settings.shutdown_timeout,
     };
     let outcome = match &settings.pcap {
@@ -139,7 +142,7 @@ mod tests {
             needed: 2,
             capacity: 1,
         };
-        assert_eq!(exit(send_buffer), Exit::BadMaxLine);
+        assert_eq!(exit(send_buffer), Exit::BadSocketBuffer);
     }
 
     #[test]

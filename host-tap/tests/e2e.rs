@@ -11,15 +11,20 @@
 //! drops.
 //!
 //! Run with: `cargo test -p host-tap --release --test e2e -- --nocapture`.
+//! `HOST_TAP_E2E_ARGS="--offload off"` adds arguments to every `host-tap`
+//! the tests start: the whole suite without offloads (the tests of the
+//! offloads themselves excepted). The tests below the "Offloads" heading
+//! run both ways anyway.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::Path;
+use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use reversal_core::session::DEFAULT_IDLE_FLUSH;
 use reversal_netns::namespace::{NOBODY, in_own_namespace};
 use reversal_netns::process::{COMMAND_LIMIT, Killed, run, wait_until};
 use reversal_netns::tap::{interface_exists, ip, run_ip};
@@ -35,6 +40,8 @@ const PORT: u16 = 8888;
 
 /// How long `host-tap` may take to say it is ready (other bounds: `reversal_netns`).
 const START_LIMIT: Duration = Duration::from_secs(10);
+/// Arguments added to every `host-tap` started, split at whitespace.
+const EXTRA_ARGS: &str = "HOST_TAP_E2E_ARGS";
 /// Read and write timeout of the test's own sockets.
 const IO_LIMIT: Duration = Duration::from_secs(10);
 
@@ -65,8 +72,21 @@ struct HostTap {
 }
 
 impl HostTap {
-    /// Starts `host-tap args` and waits until it says it is ready.
+    /// Starts `host-tap args` (and the arguments of [`EXTRA_ARGS`]) and
+    /// waits until it says it is ready.
     fn start(args: &[&str]) -> HostTap {
+        let extra = std::env::var(EXTRA_ARGS).unwrap_or_default();
+        let args: Vec<&str> = args
+            .iter()
+            .copied()
+            .chain(extra.split_whitespace())
+            .collect();
+        HostTap::start_as_given(&args)
+    }
+
+    /// Starts `host-tap args`, without [`EXTRA_ARGS`], and waits until it
+    /// says it is ready.
+    fn start_as_given(args: &[&str]) -> HostTap {
         let mut child = Killed(
             Command::new(HOST_TAP)
                 .args(args)
@@ -217,6 +237,60 @@ fn reverse_client(args: &[&str], input: &[u8]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Frames of the capture at `path` that match the display `filter`.
+fn captured(path: &Path, filter: &str) -> usize {
+    let output = run(
+        Command::new("tshark").arg("-r").arg(path).args([
+            "-Y",
+            filter,
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ]),
+        b"",
+        COMMAND_LIMIT,
+    );
+    assert!(output.status.success(), "tshark failed: {output:?}");
+    text(&output.stdout).lines().count()
+}
+
+/// A capture file of this test process's own.
+fn capture_path(test: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("host-tap-{test}-{}.pcap", std::process::id()))
+}
+
+/// Sends `datagram` from `socket` to `server` up to `tries` times, a second
+/// apart, and returns the first reply.
+fn udp_reply(
+    socket: &UdpSocket,
+    server: SocketAddr,
+    datagram: &[u8],
+    tries: u32,
+) -> Option<Vec<u8>> {
+    socket
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut buffer = vec![0; 65_536];
+    (0..tries).find_map(|_| {
+        socket.send_to(datagram, server).unwrap();
+        let n = socket.recv(&mut buffer).ok()?;
+        Some(buffer[..n].to_vec())
+    })
+}
+
+/// `len` bytes of letters, then LF.
+fn long_datagram(len: usize) -> Vec<u8> {
+    let letters = b"abcdefghijklmnopqrstuvwxyz".iter().cycle().take(len - 1);
+    letters.copied().chain([b'\n']).collect()
+}
+
+/// `datagram`'s reply: its body reversed, its LF kept.
+fn reversed_datagram(datagram: &[u8]) -> Vec<u8> {
+    let (body, lf) = datagram.split_at(datagram.len() - 1);
+    body.iter().rev().chain(lf).copied().collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -407,13 +481,14 @@ fn idle_session_gets_idle_timeout_and_is_closed() {
 }
 
 #[test]
-fn seed_style_python_client_is_answered_with_idle_flush() {
+fn seed_style_python_client_is_answered_with_the_default_flags() {
     e2e(
-        "seed_style_python_client_is_answered_with_idle_flush",
+        "seed_style_python_client_is_answered_with_the_default_flags",
         &["python3"],
         || {
             add_tap(&[HOST_CIDR]);
-            let _server = HostTap::start(&["--idle-flush", "50ms"]);
+            let _server = HostTap::start(&[]);
+            let started = Instant::now();
             let output = run(
                 Command::new("python3").args([
                     SEED_CLIENT,
@@ -428,6 +503,53 @@ fn seed_style_python_client_is_answered_with_idle_flush() {
             );
             assert!(output.status.success(), "{output:?}");
             assert_eq!(text(&output.stdout), "!!!dlroW olleH\nHAHAHAHAH\n👍🏽 하각\n");
+            // Each answer comes one idle flush after its message.
+            let flush = Duration::from(DEFAULT_IDLE_FLUSH);
+            assert!(started.elapsed() >= flush * 3, "{:?}", started.elapsed());
+        },
+    );
+}
+
+/// `nc` with its input written by `printf` in pieces: `nc` writes each
+/// piece it reads to the socket, so the pauses are the client's.
+fn netcat_pieces(script: &str) -> Vec<u8> {
+    let output = run(
+        Command::new("sh").args(["-c", &format!("({script}) | nc -N {SERVER_IP} {PORT}")]),
+        b"",
+        COMMAND_LIMIT,
+    );
+    assert!(output.status.success(), "{output:?}");
+    output.stdout
+}
+
+#[test]
+fn a_line_written_in_pieces_is_whole_unless_a_pause_outlasts_the_idle_flush() {
+    e2e(
+        "a_line_written_in_pieces_is_whole_unless_a_pause_outlasts_the_idle_flush",
+        &["nc", "sh", "sleep", "printf"],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let _server = HostTap::start(&[]);
+            // Pieces back to back: one line.
+            let whole = netcat_pieces("printf abc; printf 'def\\n'");
+            assert_eq!(text(&whole), "fedcba\n");
+            // A pause longer than the flush where a write ended: "abc" is a
+            // message of its own, answered without a terminator, and
+            // "def" the line after it.
+            let pause = Duration::from(DEFAULT_IDLE_FLUSH) * 3;
+            let split = netcat_pieces(&format!(
+                "printf abc; sleep {}; printf 'def\\n'",
+                pause.as_secs_f64()
+            ));
+            assert_eq!(text(&split), "cbafed\n");
+            // With --idle-flush off, a partial line waits for its newline.
+            drop(_server);
+            let _server = HostTap::start(&["--idle-flush", "off"]);
+            let waited = netcat_pieces(&format!(
+                "printf abc; sleep {}; printf 'def\\n'",
+                pause.as_secs_f64()
+            ));
+            assert_eq!(text(&waited), "fedcba\n");
         },
     );
 }
@@ -520,6 +642,82 @@ fn udp_error_larger_than_its_datagram_is_not_sent_but_counted() {
     );
 }
 
+/// A datagram larger than a frame: the kernel sends it in IPv4 fragments,
+/// host-tap reassembles it and sends its reply in fragments, which the
+/// kernel reassembles. Beyond `--max-line` it gets `ERR too-long`; beyond
+/// the 16 KiB smoltcp reassembles (UDP header included) nothing, and the
+/// server goes on.
+#[test]
+fn a_udp_datagram_larger_than_a_frame_is_reassembled_and_its_reply_fragmented() {
+    e2e(
+        "a_udp_datagram_larger_than_a_frame_is_reassembled_and_its_reply_fragmented",
+        &["tshark"],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let path = capture_path("fragments");
+            let server = HostTap::start(&["--max-line", "4096", "--pcap", path.to_str().unwrap()]);
+            let socket = UdpSocket::bind("192.168.69.100:0").unwrap();
+            let ask =
+                |datagram: &[u8], tries| udp_reply(&socket, server_address(), datagram, tries);
+
+            let datagram = long_datagram(3000);
+            let reply = ask(&datagram, 3).expect("a reply to 3,000 bytes");
+            assert!(reply == reversed_datagram(&datagram), "{}", text(&reply));
+            let longest = long_datagram(4097);
+            let reply = ask(&longest, 3).expect("a reply to 4,097 bytes");
+            assert!(reply == reversed_datagram(&longest), "{}", text(&reply));
+
+            let too_long = ask(&long_datagram(5000), 3).expect("a reply to 5,000 bytes");
+            assert_eq!(
+                text(&too_long),
+                "ERR too-long line longer than 4096 bytes\n"
+            );
+            let largest = ask(&long_datagram(16_376), 3).expect("a reply to 16,376 bytes");
+            assert_eq!(text(&largest), text(&too_long));
+            assert_eq!(ask(&long_datagram(16_377), 1), None, "16,377 bytes");
+            assert_eq!(ask(b"still\n", 3).as_deref(), Some(&b"llits\n"[..]));
+
+            let (status, log) = server.stop();
+            assert!(status.success(), "{log}");
+            // The 16,377 bytes never reached the server's socket: their
+            // last fragment was dropped.
+            assert!(log.contains("udp datagrams 5 dropped 0"), "{log}");
+            assert!(
+                log.contains("fragments beyond reassembly dropped 1"),
+                "{log}"
+            );
+            let fragments_from =
+                |ip| captured(&path, &format!("ip.src == {ip} && ip.flags.mf == 1"));
+            let (to_server, from_server) =
+                (fragments_from("192.168.69.100"), fragments_from(SERVER_IP));
+            std::fs::remove_file(&path).unwrap();
+            // Fragments with more to come: 2 + 2 + 3 + 11 + 11 of the five
+            // large datagrams, 2 + 2 of the two large replies.
+            assert_eq!((to_server, from_server), (29, 4));
+        },
+    );
+}
+
+/// smoltcp 0.14 reassembles no IPv6: over IPv6 a datagram must fit in one
+/// frame (1,452 bytes of payload in a 1,500-byte MTU).
+#[test]
+fn over_ipv6_a_udp_datagram_larger_than_a_frame_is_not_answered() {
+    e2e(
+        "over_ipv6_a_udp_datagram_larger_than_a_frame_is_not_answered",
+        &[],
+        || {
+            add_tap(&[HOST_CIDR, "fdaa::100/64"]);
+            let _server = HostTap::start(&["--max-line", "4096", "--address", "fdaa::1/64"]);
+            let socket = UdpSocket::bind("[fdaa::100]:0").unwrap();
+            let server = SocketAddr::new("fdaa::1".parse().unwrap(), PORT);
+            let fits = long_datagram(1452);
+            let reply = udp_reply(&socket, server, &fits, 3).expect("a reply to 1,452 bytes");
+            assert!(reply == reversed_datagram(&fits), "{}", text(&reply));
+            assert_eq!(udp_reply(&socket, server, &long_datagram(1453), 1), None);
+        },
+    );
+}
+
 #[test]
 fn ipv6_clients_are_served_over_tcp_and_udp() {
     e2e("ipv6_clients_are_served_over_tcp_and_udp", &["nc"], || {
@@ -599,6 +797,180 @@ fn idle_server_uses_no_cpu() {
     });
 }
 
+// ---------------------------------------------------------------------------
+// Offloads
+
+/// `count` lines of 1 KiB (LF included), numbered, and their replies.
+fn kib_lines(count: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut lines = Vec::with_capacity(count * 1024);
+    let mut replies = Vec::with_capacity(count * 1024);
+    for n in 0..count {
+        let mut line = format!("{n:08} ").into_bytes();
+        line.resize(1023, b'a' + (n % 26) as u8);
+        lines.extend_from_slice(&line);
+        lines.push(b'\n');
+        line.reverse();
+        replies.extend_from_slice(&line);
+        replies.push(b'\n');
+    }
+    (lines, replies)
+}
+
+/// Sends `input` through one connection to `address` from a writer thread
+/// while this thread reads, then half-closes; returns every reply byte.
+fn stream_through(address: SocketAddr, input: Vec<u8>) -> Vec<u8> {
+    let mut stream = TcpStream::connect_timeout(&address, IO_LIMIT).expect("connect");
+    stream.set_read_timeout(Some(IO_LIMIT)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sending = thread::spawn(move || {
+        writer.write_all(&input).expect("send the lines");
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    let replies = read_all(&mut stream);
+    sending.join().expect("the writer failed");
+    replies
+}
+
+/// The frames host-tap read from and wrote to the TAP, from its summary.
+fn tap_frames(log: &str) -> (u64, u64) {
+    let count = |label: &str| -> u64 {
+        let at = log
+            .find(label)
+            .unwrap_or_else(|| panic!("no {label:?}:\n{log}"));
+        log[at + label.len()..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|digits| digits.parse().ok())
+            .unwrap_or_else(|| panic!("no count after {label:?}:\n{log}"))
+    };
+    (count("frames in "), count("frames out "))
+}
+
+/// 4 MiB of 1 KiB lines through host-tap (started with `args`) from
+/// `client` to `server`; checks every reply byte and returns the frames
+/// host-tap read and wrote, and its log.
+fn bulk_through(args: &[&str], server: SocketAddr) -> (u64, u64, String) {
+    let host_tap = HostTap::start_as_given(args);
+    let (lines, replies) = kib_lines(4096);
+    let received = stream_through(server, lines);
+    assert!(
+        received == replies,
+        "{} of {} reply bytes, or wrong ones",
+        received.len(),
+        replies.len()
+    );
+    let (status, log) = host_tap.stop();
+    assert!(status.success(), "{log}");
+    let (frames_in, frames_out) = tap_frames(&log);
+    (frames_in, frames_out, log)
+}
+
+const BULK_BYTES: u64 = 4 << 20;
+
+#[test]
+fn with_offloads_bulk_lines_cross_the_tap_in_frames_of_up_to_64_kib() {
+    e2e(
+        "with_offloads_bulk_lines_cross_the_tap_in_frames_of_up_to_64_kib",
+        &[],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let (frames_in, frames_out, log) = bulk_through(&[], server_address());
+            assert!(
+                log.contains("offloads: checksums and TCP segmentation"),
+                "{log}"
+            );
+            // At MTU 1500 that would be about 2,900 frames each way.
+            assert!(
+                frames_out * 8192 < BULK_BYTES && frames_in * 8192 < BULK_BYTES,
+                "{frames_in} frames in, {frames_out} out for {BULK_BYTES} bytes each way"
+            );
+        },
+    );
+}
+
+#[test]
+fn without_offloads_bulk_lines_cross_the_tap_in_frames_of_the_mtu() {
+    e2e(
+        "without_offloads_bulk_lines_cross_the_tap_in_frames_of_the_mtu",
+        &[],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let (frames_in, frames_out, log) =
+                bulk_through(&["--offload", "off"], server_address());
+            assert!(log.contains("offloads: none"), "{log}");
+            // Each frame carries at most one MSS (1460 bytes).
+            assert!(
+                frames_out * 1460 >= BULK_BYTES && frames_in * 1460 >= BULK_BYTES,
+                "{frames_in} frames in, {frames_out} out for {BULK_BYTES} bytes each way"
+            );
+        },
+    );
+}
+
+#[test]
+fn with_offloads_ipv6_bulk_comes_back_exact() {
+    e2e("with_offloads_ipv6_bulk_comes_back_exact", &[], || {
+        add_tap(&[HOST_CIDR, "fdaa::100/64"]);
+        let server = SocketAddr::new("fdaa::1".parse().unwrap(), PORT);
+        let (_, frames_out, log) = bulk_through(&["--address", "fdaa::1/64"], server);
+        assert!(
+            log.contains("offloads: checksums and TCP segmentation"),
+            "{log}"
+        );
+        // The kernel writes whole segments to us, but ours are cut to the
+        // MSS: smoltcp 0.14 sends no IPv6 packet larger than the MTU.
+        assert!(frames_out * 1440 >= BULK_BYTES, "{frames_out} frames out");
+    });
+}
+
+#[test]
+fn with_offload_off_the_core_behaviours_hold() {
+    const CLIENTS: usize = 20;
+    e2e("with_offload_off_the_core_behaviours_hold", &["nc"], || {
+        add_tap(&[HOST_CIDR, "fdaa::100/64"]);
+        let mut server = HostTap::start_as_given(&[
+            "--offload",
+            "off",
+            "--address",
+            "192.168.69.1/24",
+            "--address",
+            "fdaa::1/64",
+        ]);
+        assert_eq!(
+            text(&netcat(&[], SERVER_IP, "hello 각👍🏽\r\nab\n".as_bytes())),
+            "👍🏽각 olleh\r\nba\n"
+        );
+        assert_eq!(text(&netcat(&["-6"], "fdaa::1", b"ipv6\n")), "6vpi\n");
+        for address in [SERVER_IP, "fdaa::1"] {
+            let output = reverse_client(&["--udp", "-i", address], b"udp\n");
+            assert_eq!(text(&output.stdout), "pdu\n", "{output:?}");
+        }
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                thread::spawn(move || {
+                    let mut stream = connect();
+                    let line = format!("client {client:02}");
+                    stream.write_all(format!("{line}\n").as_bytes()).unwrap();
+                    let reversed: String = line.chars().rev().collect();
+                    assert_eq!(text(&read_line(&mut stream)), format!("{reversed}\n"));
+                })
+            })
+            .collect();
+        for client in clients {
+            client.join().expect("a client failed");
+        }
+        // Replies owed at the signal are delivered, then a FIN.
+        let mut unread = connect();
+        unread.write_all(b"a\nbc\npartial").unwrap();
+        thread::sleep(Duration::from_millis(200));
+        server.signal("TERM");
+        assert_eq!(text(&read_all(&mut unread)), "a\ncb\nlaitrap");
+        let (status, log) = server.exit_within(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "{log}");
+        assert!(log.contains("offloads: none"), "{log}");
+    });
+}
+
 /// User plus system CPU time of `pid`, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
@@ -616,8 +988,7 @@ fn pcap_capture_is_readable_by_tshark() {
         &["nc", "tshark"],
         || {
             add_tap(&[HOST_CIDR]);
-            let path =
-                std::env::temp_dir().join(format!("host-tap-e2e-{}.pcap", std::process::id()));
+            let path = capture_path("pcap");
             let server = HostTap::start(&["--pcap", path.to_str().unwrap()]);
             assert_eq!(
                 text(&netcat(&[], SERVER_IP, b"capture me\n")),
@@ -625,25 +996,9 @@ fn pcap_capture_is_readable_by_tshark() {
             );
             let (status, log) = server.stop();
             assert!(status.success(), "{log}");
-            let count = |filter: &str| {
-                let output = run(
-                    Command::new("tshark").arg("-r").arg(&path).args([
-                        "-Y",
-                        filter,
-                        "-T",
-                        "fields",
-                        "-e",
-                        "frame.number",
-                    ]),
-                    b"",
-                    COMMAND_LIMIT,
-                );
-                assert!(output.status.success(), "tshark failed: {output:?}");
-                text(&output.stdout).lines().count()
-            };
-            let frames = count("frame");
-            let syns = count("tcp.port == 8888 && tcp.flags.syn == 1");
-            let data = count("tcp.port == 8888 && tcp.len > 0");
+            let frames = captured(&path, "frame");
+            let syns = captured(&path, "tcp.port == 8888 && tcp.flags.syn == 1");
+            let data = captured(&path, "tcp.port == 8888 && tcp.len > 0");
             std::fs::remove_file(&path).unwrap();
             assert!(frames > 0, "no frames captured");
             // SYN and SYN-ACK; the line and its reply.
@@ -651,6 +1006,63 @@ fn pcap_capture_is_readable_by_tshark() {
                 syns >= 2 && data >= 2,
                 "syn {syns}, data {data} of {frames}"
             );
+        },
+    );
+}
+
+/// Frames of the capture at `path` that match the display `filter`, with
+/// Wireshark checking TCP checksums.
+fn tshark_frames(path: &Path, filter: &str) -> usize {
+    let output = run(
+        Command::new("tshark")
+            .arg("-r")
+            .arg(path)
+            .args(["-o", "tcp.check_checksum:TRUE", "-Y", filter])
+            .args(["-T", "fields", "-e", "frame.number"]),
+        b"",
+        COMMAND_LIMIT,
+    );
+    assert!(output.status.success(), "tshark failed: {output:?}");
+    text(&output.stdout).lines().count()
+}
+
+#[test]
+fn pcap_records_bulk_as_the_kernel_sees_it_with_offloads_and_cut_without() {
+    e2e(
+        "pcap_records_bulk_as_the_kernel_sees_it_with_offloads_and_cut_without",
+        &["tshark"],
+        || {
+            add_tap(&[HOST_CIDR]);
+            let path =
+                std::env::temp_dir().join(format!("host-tap-e2e-{}.pcap", std::process::id()));
+            let capture = |offload: &str| {
+                let pcap = path.to_str().unwrap();
+                let server = HostTap::start_as_given(&["--pcap", pcap, "--offload", offload]);
+                let (lines, replies) = kib_lines(256);
+                assert!(stream_through(server_address(), lines) == replies);
+                let (status, log) = server.stop();
+                assert!(status.success(), "{log}");
+                let frames =
+                    |filter: &str| tshark_frames(&path, &format!("tcp.port == 8888 && {filter}"));
+                let counts = (
+                    frames("tcp.len > 1460"),
+                    frames("tcp.len > 0 && tcp.checksum.status == 0"),
+                    frames("tcp.len > 0"),
+                );
+                std::fs::remove_file(&path).unwrap();
+                counts
+            };
+            // With offloads: segments larger than the MSS, both ways, and
+            // TCP checksums left to the kernel.
+            let (large, unfinished, data) = capture("on");
+            assert!(
+                large > 0 && unfinished > 0,
+                "{large} large, {unfinished} unfinished of {data}"
+            );
+            // Without: every segment fits the MTU, every checksum is right.
+            let (large, bad, data) = capture("off");
+            assert!(data > 2 * 256 * 1024 / 1460, "{data} segments with data");
+            assert_eq!((large, bad), (0, 0), "{large} large, {bad} bad of {data}");
         },
     );
 }

@@ -40,6 +40,9 @@ KERNEL = "192.168.69.100"
 SERVER6 = "fdaa::1"
 KERNEL6 = "fdaa::100"
 PORT = 8888
+# The kernel's port the fragmented-datagram batches come from; the test
+# listens there for the reply.
+FRAGMENTED_PORT = 40001
 
 
 class Traffic:
@@ -177,6 +180,24 @@ class Traffic:
                 frames.append(bytes(self.from_kernel(IP(src=KERNEL, dst=SERVER, id=ident, proto=17, frag=8189) / Raw(self.junk(100, 400)))))
         return frames[:count]
 
+    def fragmented_datagram(self, corrupt):
+        """One 2,001-byte datagram in two fragments from the kernel's address
+        and port FRAGMENTED_PORT; with `corrupt`, one payload byte of the
+        second fragment flipped, so that only the whole datagram's UDP
+        checksum, checked after reassembly, tells."""
+        # Built under its IP header, for scapy to compute the checksum.
+        whole = IP(src=KERNEL, dst=SERVER) / UDP(sport=FRAGMENTED_PORT, dport=PORT) / (b"f" * 2000 + b"\n")
+        datagram = bytearray(bytes(whole)[20:])
+        assert datagram[6:8] != b"\0\0", "a UDP checksum to check"
+        if corrupt:
+            datagram[-2] ^= 0x01
+        ident = self.rng.randrange(65536)
+        return [
+            bytes(self.from_kernel(IP(src=KERNEL, dst=SERVER, id=ident, proto=17, flags=flags, frag=offset // 8)
+                                   / Raw(bytes(datagram[offset:end]))))
+            for offset, end, flags in [(0, 1480, "MF"), (1480, len(datagram), 0)]
+        ]
+
     def ipv6_extension_chains(self, count=500):
         frames = []
         headers = [
@@ -293,6 +314,8 @@ class Traffic:
         "long-syn-flood": long_syn_flood,
         "udp-flood": udp_flood,
         "one-unowned-datagram": one_unowned_datagram,
+        "fragmented-datagram": lambda self: self.fragmented_datagram(corrupt=False),
+        "corrupt-fragmented-datagram": lambda self: self.fragmented_datagram(corrupt=True),
     }
 
     # Frames a second of the batches sent at a set rate; the others go out

@@ -4,9 +4,10 @@ with no newline, wait for the whole answer, and print it on its own line.
 
 Usage: seed_client.py HOST PORT MESSAGE...
 
-A server answers such a message only with its idle-flush option on. The
-reversal of a message has as many bytes as the message, which tells when the
-answer is complete. Every wait is bounded (10 s).
+A server started with no flags answers such a message after its idle flush
+(the message ends where the client's write ended). The reversal of a message
+has as many bytes as the message, which tells when the answer is complete.
+Every wait is bounded (10 s).
 """
 
 import socket

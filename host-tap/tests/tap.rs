@@ -17,7 +17,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use host_tap::tap::{TapDevice, TapError};
+use host_tap::tap::{Offloads, TapDevice, TapError, TapOptions, TapStats};
 use reversal_netns::namespace::{NOBODY, expect_one_passed, in_own_namespace};
 use reversal_netns::process::{COMMAND_LIMIT, run};
 use reversal_netns::tap::{interface_exists, ip, run_ip};
@@ -71,15 +71,17 @@ const SMOLTCP_ADDRESS: Ipv4Address = Ipv4Address::new(192, 168, 69, 1);
 const ECHO_PORT: u16 = 7;
 
 /// A kernel TCP client sends `len` bytes through the TAP to a smoltcp echo
-/// socket and must get them back unchanged.
-fn echo_through_tap(mtu: usize, len: usize) {
+/// socket and must get them back unchanged; returns the device's counters.
+fn echo_through_tap(mtu: usize, len: usize, options: TapOptions) -> TapStats {
     ip("tuntap add name tap0 mode tap");
     ip(&format!("link set dev tap0 mtu {mtu}"));
     ip("addr add 192.168.69.100/24 dev tap0");
     ip("link set dev tap0 up");
-    let mut device = TapDevice::open("tap0").expect("open tap0");
+    let mut device = TapDevice::open_with("tap0", options).expect("open tap0");
     assert_eq!(device.mtu(), mtu);
     assert_eq!(device.capabilities().max_transmission_unit, mtu + 14);
+    let offloaded = device.offloads() != Offloads::NONE;
+    assert_eq!(offloaded, options.offload, "{:?}", device.offloads());
 
     let config = Config::new(EthernetAddress([0x02, 0, 0, 0, 0, 0x01]).into());
     let mut iface = Interface::new(config, &mut device, Instant::now());
@@ -150,19 +152,35 @@ fn echo_through_tap(mtu: usize, len: usize) {
     let stats = device.stats();
     assert!(stats.frames_in > 0 && stats.frames_out > 0, "{stats:?}");
     assert_eq!((stats.read_errors, stats.write_errors), (0, 0), "{stats:?}");
+    assert_eq!(
+        (stats.rx_oversized, stats.rx_bad_checksums),
+        (0, 0),
+        "{stats:?}"
+    );
+    stats
 }
 
 #[test]
 fn echo_at_mtu_1500() {
     in_own_namespace("echo_at_mtu_1500", &[], || {
-        echo_through_tap(1500, 1 << 20);
+        let stats = echo_through_tap(1500, 1 << 20, TapOptions::new());
+        // Segments of up to 64 KiB each way, where the MTU allows 1460 bytes.
+        assert!(stats.frames_out < (1 << 20) / 8192, "{stats:?}");
+    });
+}
+
+#[test]
+fn echo_at_mtu_1500_without_offloads() {
+    in_own_namespace("echo_at_mtu_1500_without_offloads", &[], || {
+        let stats = echo_through_tap(1500, 1 << 20, TapOptions::new().with_offload(false));
+        assert!(stats.frames_out >= (1 << 20) / 1460, "{stats:?}");
     });
 }
 
 #[test]
 fn echo_at_mtu_65521() {
     in_own_namespace("echo_at_mtu_65521", &[], || {
-        echo_through_tap(65521, 4 << 20);
+        echo_through_tap(65521, 4 << 20, TapOptions::new());
     });
 }
 

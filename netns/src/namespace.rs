@@ -16,6 +16,7 @@
 //! `REQUIRE_TAP=1`, where it fails instead ([`skip`]).
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -149,11 +150,30 @@ pub fn expect_one_passed(test: &str, place: &str, output: &Output) {
 }
 
 /// Says that `test` is skipped for `reason`, or fails it under `REQUIRE_TAP=1`.
+///
+/// The test passes as far as libtest knows, so the skip is also appended to
+/// the file `$REVERSAL_SKIP_LOG` names, as `<test binary>: <test>: <reason>`:
+/// `scripts/test-all` sets it and lists every skip at the end of its output.
 pub fn skip(test: &str, reason: &str) {
     if std::env::var("REQUIRE_TAP").as_deref() == Ok("1") {
         panic!("{test} cannot run ({reason}) and REQUIRE_TAP=1");
     }
     println!("skipped: {test}: {reason}");
+    if let Some(log) = std::env::var_os("REVERSAL_SKIP_LOG") {
+        // `deps/e2e-0123abcd` is the binary of tests/e2e.rs.
+        let exe = std::env::current_exe().expect("path of the test binary");
+        let stem = exe.file_stem().unwrap_or_default().to_string_lossy();
+        let binary = stem.rsplit_once('-').map_or(&*stem, |(name, _hash)| name);
+        // One write of one line to a file opened for appending: lines from
+        // tests running in parallel do not mix.
+        let line = format!("{binary}: {test}: {reason}\n");
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut file| file.write_all(line.as_bytes()))
+            .unwrap_or_else(|e| panic!("cannot record the skip in {}: {e}", log.display()));
+    }
 }
 
 /// Why a TAP cannot be made here: no `/dev/net/tun`, not root, or one of

@@ -27,11 +27,15 @@
 //!   changes or crashes at an instant; [`Sim::crash`] drops a party with all
 //!   its state and [`Sim::restart`] boots a new one in its place.
 //! - **Convenience.** A [`Host`] bundles an `Interface`, a `SocketSet` and a
-//!   port, with helpers for TCP and UDP sockets.
+//!   port, with helpers for TCP and UDP sockets; [`frames`] sends frames
+//!   made by hand (an ARP request, a TCP segment) for peers that send what
+//!   no stack would.
 //! - **The reversal server.** [`reversal`] runs the core's `Server` as a
 //!   party ([`ServerParty`](reversal::ServerParty)) and holds scripted
 //!   conversations through the core's `LineClient`
-//!   ([`ClientParty`](reversal::ClientParty)); a
+//!   ([`ClientParty`](reversal::ClientParty)) or as the lecture's own client
+//!   does, a message with no newline at a time
+//!   ([`SeedClient`](reversal::SeedClient)); a
 //!   [`Network`](reversal::Network) sets up both on one segment and can
 //!   crash and restart the server.
 //!
@@ -308,6 +312,7 @@
 mod capture;
 mod clock;
 mod faults;
+pub mod frames;
 mod host;
 mod link;
 mod metrics;

@@ -7,6 +7,7 @@ use std::time::Instant as WallClock;
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use reversal_netns::namespace::skip;
 use reversal_sim::{
     Clock, Direction, Faults, Host, Link, Party, PartyId, Port, PortConfig, RunError, Segment, Sim,
     Stats, Sweep, case_sweep, seed_sweep,
@@ -466,8 +467,8 @@ fn captured_udp_exchange(seed: u64) -> Segment {
 }
 
 /// The frames `tshark` reads from `path`, one protocol stack per line, or
-/// `None` when tshark is not installed.
-fn tshark_protocols(path: &std::path::Path) -> Option<Vec<String>> {
+/// `None` when tshark is not installed (then `test` is skipped).
+fn tshark_protocols(test: &str, path: &std::path::Path) -> Option<Vec<String>> {
     let output = Command::new("tshark")
         .args(["-r"])
         .arg(path)
@@ -476,7 +477,7 @@ fn tshark_protocols(path: &std::path::Path) -> Option<Vec<String>> {
     let output = match output {
         Ok(output) => output,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("skipped: tshark is not installed");
+            skip(test, "tshark is not installed");
             return None;
         }
         Err(error) => panic!("cannot run tshark: {error}"),
@@ -500,7 +501,7 @@ fn pcap_is_readable_by_tshark() {
     let segment = captured_udp_exchange(5);
     let path = scratch_file("exchange.pcap");
     segment.write_pcap(&path).unwrap();
-    let frames = tshark_protocols(&path);
+    let frames = tshark_protocols("pcap_is_readable_by_tshark", &path);
     std::fs::remove_file(&path).unwrap();
     let Some(frames) = frames else { return };
     assert_eq!(frames.len() as u64, segment.stats().transmitted);
@@ -528,7 +529,7 @@ fn a_failed_scenario_leaves_its_pcap_behind() {
     });
     assert!(scenario.join().is_err());
     assert!(path.is_file(), "no pcap at {}", path.display());
-    let frames = tshark_protocols(&path);
+    let frames = tshark_protocols("a_failed_scenario_leaves_its_pcap_behind", &path);
     std::fs::remove_file(&path).unwrap();
     if let Some(frames) = frames {
         assert!(frames.iter().filter(|stack| stack.contains(":udp")).count() == 6);

@@ -6,14 +6,13 @@ use core::fmt;
 
 use reversal_core::{Capacity, HeapResources, ServerConfig};
 use reversal_sim::reversal::{Network, Script, Talk};
-use reversal_sim::{Direction, Faults, Host, Party, PartyId, Port, PortId, Segment};
+use reversal_sim::{Direction, Faults, Host, Party, PartyId, Port, PortId, Segment, frames};
 use smoltcp::iface::SocketHandle;
-use smoltcp::phy::{ChecksumCapabilities, Device, RxToken, TxToken};
+use smoltcp::phy::{Device, RxToken};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket,
-    TcpRepr, TcpSeqNumber,
+    EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Address, Ipv4Packet,
+    TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
 };
 
 const SESSIONS: usize = 4;
@@ -487,44 +486,11 @@ impl HandMadePeer {
             local_port: 41_000,
             seen: Vec::new(),
         };
-        let arp = ArpRepr::EthernetIpv4 {
-            operation: ArpOperation::Request,
-            source_hardware_addr: peer.port.mac(),
-            source_protocol_addr: peer.address,
-            target_hardware_addr: EthernetAddress::BROADCAST,
-            target_protocol_addr: peer.server,
-        };
-        peer.transmit(
-            net.sim.now(),
-            EthernetProtocol::Arp,
-            arp.buffer_len(),
-            |buffer| {
-                arp.emit(&mut ArpPacket::new_unchecked(buffer));
-            },
-        );
+        let (server_mac, address, server) = (peer.server_mac, peer.address, peer.server);
+        frames::send_arp_request(&mut peer.port, net.sim.now(), server_mac, address, server);
         let peer = net.sim.add(peer);
         net.sim.run_for(Duration::from_millis(10)).unwrap();
         peer
-    }
-
-    fn transmit(
-        &mut self,
-        now: Instant,
-        ethertype: EthernetProtocol,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]),
-    ) {
-        let ethernet = EthernetRepr {
-            src_addr: self.port.mac(),
-            dst_addr: self.server_mac,
-            ethertype,
-        };
-        let token = self.port.transmit(now).unwrap();
-        token.consume(ethernet.buffer_len() + len, |frame| {
-            let mut frame = EthernetFrame::new_unchecked(frame);
-            ethernet.emit(&mut frame);
-            fill(frame.payload_mut());
-        });
     }
 
     /// Sends one segment to the server.
@@ -550,30 +516,13 @@ impl HandMadePeer {
             timestamp: None,
             payload,
         };
-        let ip = Ipv4Repr {
-            src_addr: self.address,
-            dst_addr: self.server,
-            next_header: IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
-            hop_limit: 64,
-        };
-        let checksums = ChecksumCapabilities::default();
-        let source = IpAddress::Ipv4(self.address);
-        let destination = IpAddress::Ipv4(self.server);
-        self.transmit(
+        frames::send_tcp(
+            &mut self.port,
             now,
-            EthernetProtocol::Ipv4,
-            ip.buffer_len() + tcp.buffer_len(),
-            |buffer| {
-                let mut packet = Ipv4Packet::new_unchecked(buffer);
-                ip.emit(&mut packet, &checksums);
-                tcp.emit(
-                    &mut TcpPacket::new_unchecked(packet.payload_mut()),
-                    &source,
-                    &destination,
-                    &checksums,
-                );
-            },
+            self.server_mac,
+            self.address,
+            self.server,
+            &tcp,
         );
     }
 }

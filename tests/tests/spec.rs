@@ -290,7 +290,9 @@ fn idle_flush_answers_a_message_without_newline_after_the_interval() {
 
 #[test]
 fn without_idle_flush_a_message_waits_for_its_newline() {
-    let mut net = network(config());
+    let mut net = network(with_session(
+        SessionConfig::new(MAX_LINE).with_idle_flush(None),
+    ));
     // Raw bytes: `LineClient` would hide an unterminated answer until an
     // LF came.
     let client = ByteReader::connect(&mut net);

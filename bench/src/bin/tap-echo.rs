@@ -22,11 +22,11 @@ use clap::Parser;
 use host_tap::clock::Clock;
 use host_tap::interface;
 use host_tap::settings::{
-    DEFAULT_ADDRESS, DEFAULT_MAC, DEFAULT_SESSIONS, DEFAULT_TAP, MAX_SESSIONS, NetworkSettings,
-    SOCKET_BUFFER, parse_unicast_mac,
+    DEFAULT_ADDRESS, DEFAULT_MAC, DEFAULT_SESSIONS, DEFAULT_SOCKET_BUFFER, DEFAULT_TAP,
+    MAX_SESSIONS, MAX_SOCKET_BUFFER, NetworkSettings, parse_bytes, parse_unicast_mac,
 };
 use host_tap::signals::Signals;
-use host_tap::tap::{TapDevice, TapError};
+use host_tap::tap::{TapDevice, TapError, TapOptions};
 use reversal_core::server::{DEFAULT_PORT, MAX_ROUNDS};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
@@ -58,6 +58,32 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_SESSIONS,
           value_parser = parse_sessions)]
     sessions: usize,
+
+    /// Each socket's receive and send buffer, as host-tap's `--socket-buffer`.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_SOCKET_BUFFER,
+          value_parser = parse_socket_buffer)]
+    socket_buffer: usize,
+
+    /// Offloads, as host-tap's `--offload`.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_switch,
+          action = clap::ArgAction::Set)]
+    offload: bool,
+}
+
+fn parse_socket_buffer(text: &str) -> Result<usize, String> {
+    match parse_bytes(text) {
+        Ok(bytes @ 1..=MAX_SOCKET_BUFFER) => Ok(bytes),
+        Ok(_) => Err(format!("use 1 to {MAX_SOCKET_BUFFER} bytes")),
+        Err(reason) => Err(reason.to_owned()),
+    }
+}
+
+fn parse_switch(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("use on or off".to_owned()),
+    }
 }
 
 fn parse_cidr(text: &str) -> Result<IpCidr, String> {
@@ -109,7 +135,8 @@ fn main() -> ExitCode {
 /// Echoes until SIGINT or SIGTERM.
 fn serve(args: &Args) -> Result<(), EchoError> {
     let signals = Signals::register().map_err(EchoError::Signals)?;
-    let mut device = TapDevice::open(&args.tap).map_err(EchoError::Tap)?;
+    let options = TapOptions::new().with_offload(args.offload);
+    let mut device = TapDevice::open_with(&args.tap, options).map_err(EchoError::Tap)?;
     let clock = Clock::start();
 
     let network = NetworkSettings {
@@ -122,16 +149,18 @@ fn serve(args: &Args) -> Result<(), EchoError> {
 
     let mut sockets = SocketSet::new(Vec::new());
     let handles: Vec<SocketHandle> = (0..args.sessions)
-        .map(|_| sockets.add(echo_socket(args.port)))
+        .map(|_| sockets.add(echo_socket(args.port, args.socket_buffer)))
         .collect();
-    let mut scratch = vec![0u8; SOCKET_BUFFER];
+    let mut scratch = vec![0u8; args.socket_buffer];
     log::info!(
-        "ready: echoing on {} (MTU {}) as {}, TCP port {}, {} sockets",
+        "ready: echoing on {} (MTU {}, offloads: {}) as {}, TCP port {}, {} sockets with {} KiB buffers",
         device.name(),
         device.mtu(),
+        device.offloads(),
         args.address,
         args.port,
-        args.sessions
+        args.sessions,
+        args.socket_buffer / 1024
     );
 
     while signals.take() == 0 {
@@ -165,13 +194,13 @@ fn serve(args: &Args) -> Result<(), EchoError> {
     Ok(())
 }
 
-/// A listening socket with `host-tap`'s buffer sizes, no Nagle and no
-/// delayed ACK (host-tap's timeouts only guard its slots; an echo for
-/// measurements needs none).
-fn echo_socket(port: u16) -> tcp::Socket<'static> {
+/// A listening socket with buffers of `buffer` bytes, no Nagle and no
+/// delayed ACK, as `host-tap`'s (host-tap's timeouts only guard its slots;
+/// an echo for measurements needs none).
+fn echo_socket(port: u16, buffer: usize) -> tcp::Socket<'static> {
     let mut socket = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
-        tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
+        tcp::SocketBuffer::new(vec![0; buffer]),
+        tcp::SocketBuffer::new(vec![0; buffer]),
     );
     socket.set_nagle_enabled(false);
     socket.set_ack_delay(None);

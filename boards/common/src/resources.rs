@@ -1,10 +1,11 @@
 //! The server every board runs, and all of its memory.
 //!
-//! 3 sessions with 1 KiB socket buffers and 512-byte lines, UDP, one busy
-//! socket, a listen backlog for a burst of ten clients, and (with `dhcp`) a
-//! slot for the DHCP client: about 18 KiB, all of it in one `static` in
-//! `.bss` (zero at reset, so no copy in flash) that is never built on the
-//! stack (a run-time construction once peaked at 25 KiB of stack).
+//! 3 sessions with 1 KiB socket buffers and 512-byte lines, UDP (a
+//! receiving socket and one reply socket), one busy socket, a listen
+//! backlog for a burst of ten clients, and (with `dhcp`) a slot for the
+//! DHCP client: about 18 KiB, all of it in one `static` in `.bss` (zero at
+//! reset, so no copy in flash) that is never built on the stack (a run-time
+//! construction once peaked at 25 KiB of stack).
 
 use reversal_core::{Server, ServerConfig, StaticResources};
 use static_cell::ConstStaticCell;
@@ -14,8 +15,9 @@ use static_cell::ConstStaticCell;
 pub const SESSIONS: usize = 3;
 /// Sockets of the board's own beside the server's: the DHCP client.
 pub const CALLER_SOCKETS: usize = if cfg!(feature = "dhcp") { 1 } else { 0 };
-/// Session sockets, the server's busy and UDP sockets, and the board's.
-pub const SOCKETS: usize = SESSIONS + BUSY + 1 + CALLER_SOCKETS;
+/// Session sockets, the server's busy sockets and UDP sockets (the
+/// receiving one and the reply sockets), and the board's.
+pub const SOCKETS: usize = SESSIONS + BUSY + 1 + UDP_REPLY_SOCKETS + CALLER_SOCKETS;
 /// Longest line, terminator excluded.
 pub const MAX_LINE: usize = 512;
 /// Each session's TCP receive buffer (also the UDP receive buffer).
@@ -30,6 +32,9 @@ pub const BACKLOG: usize = 10;
 /// a board's clients are few (behind QEMU's user network, one address).
 pub const KNOWN_PEERS: usize = 1;
 
+/// UDP reply sockets: one, as the SPEC asks (a reply waiting for a
+/// neighbour holds up no other).
+pub const UDP_REPLY_SOCKETS: usize = 1;
 /// Busy sockets: one, to tell clients beyond the sessions `ERR busy`.
 pub const BUSY: usize = 1;
 
@@ -41,6 +46,7 @@ pub type Resources = StaticResources<
     RX_LEN,
     TX_LEN,
     MAX_LINE,
+    UDP_REPLY_SOCKETS,
     BACKLOG,
     KNOWN_PEERS,
     BUSY,

@@ -7,25 +7,46 @@ use smoltcp::wire::EthernetAddress;
 use crate::address::Addressing;
 use crate::frames::{FrameDevice, Mac};
 use crate::heartbeat::Heartbeat;
+use crate::resources::BoardServer;
 use crate::sleep::{WakeTimer, sleep_until};
 use crate::{resources, systick};
 
-/// Serves forever on `device`: builds the interface and the server in the
-/// static [`resources`], gets an address ([`Addressing`]), then polls, logs
-/// the heartbeat, and sleeps until the next frame or deadline.
+/// Serves forever on `device`: builds the server in the static
+/// [`resources`] and the interface, gets an address ([`Addressing`]), then
+/// polls, logs the heartbeat, and sleeps until the next frame or deadline.
 ///
 /// Call once, after [`systick::start`] and with the controller's and the
 /// timer's interrupts routed to their drivers.
-pub fn run<M: Mac>(mut device: FrameDevice<M>, mut timer: impl WakeTimer) -> ! {
+pub fn run<M: Mac>(device: FrameDevice<M>, timer: impl WakeTimer) -> ! {
+    // Two calls, so that each frame is on the stack only while it is needed:
+    // the core builds smoltcp's empty socket slots on the stack before it
+    // moves them into the static (about 670 bytes a slot), and inlined into
+    // the loop's frame that would be there for good.
+    let server = start_server();
+    serve(server, device, timer)
+}
+
+/// The server, in the static [`resources`].
+#[inline(never)]
+fn start_server() -> BoardServer {
+    match Server::new(resources::server_config(), resources::take()) {
+        Ok(server) => server,
+        Err(error) => defmt::panic!("server: {}", error),
+    }
+}
+
+/// The interface, the address and the loop.
+#[inline(never)]
+fn serve<M: Mac>(
+    mut server: BoardServer,
+    mut device: FrameDevice<M>,
+    mut timer: impl WakeTimer,
+) -> ! {
     let mac_address = device.mac_address();
     let mut config = Config::new(mac_address.into());
     config.random_seed = random_seed(mac_address);
     let mut iface = Interface::new(config, &mut device, systick::now());
 
-    let mut server = match Server::new(resources::server_config(), resources::take()) {
-        Ok(server) => server,
-        Err(error) => defmt::panic!("server: {}", error),
-    };
     let mut addressing = Addressing::start(&mut server, &mut iface);
 
     let mut heartbeat = Heartbeat::new(systick::now());

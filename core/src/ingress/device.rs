@@ -1,7 +1,7 @@
 //! The device wrapper: the caller's `phy::Device`, with every incoming TCP
 //! segment shown to a [`Filter`] on its way to smoltcp.
 
-use smoltcp::phy::{Device, DeviceCapabilities, Medium, PacketMeta, RxToken};
+use smoltcp::phy::{ChecksumCapabilities, Device, DeviceCapabilities, Medium, PacketMeta, RxToken};
 use smoltcp::time::Instant;
 
 use super::filter::{Filter, Verdict};
@@ -13,15 +13,18 @@ pub(crate) struct Ingress<'g, D: Device + ?Sized, F> {
     device: &'g mut D,
     filter: &'g mut F,
     medium: Medium,
+    /// What the device leaves to verify (smoltcp verifies the same).
+    checksum: ChecksumCapabilities,
 }
 
 impl<'g, D: Device + ?Sized, F: Filter> Ingress<'g, D, F> {
     pub(crate) fn new(device: &'g mut D, filter: &'g mut F) -> Self {
-        let medium = device.capabilities().medium;
+        let capabilities = device.capabilities();
         Ingress {
             device,
             filter,
-            medium,
+            medium: capabilities.medium,
+            checksum: capabilities.checksum,
         }
     }
 }
@@ -37,13 +40,14 @@ impl<D: Device + ?Sized, F: Filter> Device for Ingress<'_, D, F> {
         Self: 'a;
 
     fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let (filter, medium) = (&mut *self.filter, self.medium);
+        let (filter, medium, checksum) = (&mut *self.filter, self.medium, &self.checksum);
         self.device.receive(timestamp).map(|(inner, tx)| {
             (
                 FilteredRx {
                     inner,
                     filter,
                     medium,
+                    checksum,
                 },
                 tx,
             )
@@ -64,6 +68,7 @@ pub(crate) struct FilteredRx<'a, T, F> {
     inner: T,
     filter: &'a mut F,
     medium: Medium,
+    checksum: &'a ChecksumCapabilities,
 }
 
 impl<T: RxToken, F: Filter> RxToken for FilteredRx<'_, T, F> {
@@ -72,10 +77,11 @@ impl<T: RxToken, F: Filter> RxToken for FilteredRx<'_, T, F> {
             inner,
             filter,
             medium,
+            checksum,
         } = self;
         inner.consume(|frame| {
-            let verdict =
-                Segment::parse(medium, frame).map_or(Verdict::Pass, |s| filter.inspect(&s));
+            let verdict = Segment::parse(medium, checksum, frame)
+                .map_or(Verdict::Pass, |s| filter.inspect(&s));
             match verdict {
                 Verdict::Pass => f(frame),
                 // smoltcp drops an empty frame as malformed.

@@ -65,11 +65,12 @@ impl Filter for HeldConnections<'_> {
 mod tests {
     use super::*;
     use crate::ingress::segment::tests::{connection, segment};
-    use smoltcp::phy::Medium;
+    use smoltcp::phy::{ChecksumCapabilities, Medium};
     use smoltcp::wire::TcpControl;
 
     fn parse(control: TcpControl, ack: bool) -> Segment {
-        Segment::parse(Medium::Ip, &segment(control, ack)).unwrap()
+        let checksum = ChecksumCapabilities::default();
+        Segment::parse(Medium::Ip, &checksum, &segment(control, ack)).unwrap()
     }
 
     #[test]

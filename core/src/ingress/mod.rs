@@ -12,9 +12,16 @@
 //!   segment a filter looks at, parsed with smoltcp's wire types;
 //! - [`Filter`](filter::Filter) (`filter.rs`): what a filter is, and its
 //!   verdict on a segment;
-//! - [`HeldConnections`] (`held.rs`): the one filter today, which keeps
-//!   repeated SYNs of connections a socket already holds away from the
-//!   listeners.
+//! - [`HeldConnections`] (`held.rs`): keeps repeated SYNs of connections a
+//!   socket already holds away from the listeners;
+//! - [`StreamMark`](mark::StreamMark) (`mark.rs`): where a segment starts
+//!   its sender's byte stream (SYN) or ends one of its writes (PSH), read
+//!   only from segments whose checksums hold;
+//! - [`WriteEnds`] (`push.rs`): records, for each session socket's
+//!   connection, where the sender's writes end, so that the idle flush
+//!   answers a partial line only there and loss never splits a line. It
+//!   runs after `HeldConnections` (a pair of filters runs in turn) and
+//!   drops nothing.
 //!
 //! A filter owns its state, in memory the caller lends it, and the server
 //! refreshes that state from its sockets before each batch. More
@@ -24,8 +31,11 @@
 mod device;
 mod filter;
 mod held;
+mod mark;
+mod push;
 mod segment;
 
 pub(crate) use device::Ingress;
 pub(crate) use held::HeldConnections;
+pub(crate) use push::{Stream, WriteEnds};
 pub(crate) use segment::{Connection, Segment};

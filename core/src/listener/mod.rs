@@ -666,7 +666,7 @@ impl<'a> Listener<'a> {
             self.backlog.prove(address);
             return true;
         }
-        match Segment::parse(medium, frame) {
+        match Segment::parse(medium, checksums, frame) {
             Some(segment)
                 if segment.is_connection_request() && segment.connection.port == self.port =>
             {

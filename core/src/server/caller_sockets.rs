@@ -9,7 +9,16 @@
 //! polls them with the server's sockets and its deadline includes theirs.
 //! The server never reads, closes or shuts them down: they are the caller's.
 //!
+//! A UDP socket of the caller's keeps smoltcp's own queueing: a datagram to
+//! an address that never resolves stays at the head of its send queue for
+//! good, and every datagram queued behind it with it (the server's replies
+//! use sockets of their own to avoid that, see [`UDP_REPLY_TIMEOUT`]). Send
+//! a caller socket's datagrams only to addresses that answer, or give each
+//! destination a socket and close it when it stalls. smoltcp's DHCP client
+//! keeps no such queue: it builds each message when its timers say so.
+//!
 //! [`ServerConfig::caller_sockets`]: super::ServerConfig::caller_sockets
+//! [`UDP_REPLY_TIMEOUT`]: super::UDP_REPLY_TIMEOUT
 
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::AnySocket;
@@ -35,8 +44,8 @@ impl<'a> Server<'a> {
     /// let mac = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
     /// let mut iface = Interface::new(Config::new(mac.into()), &mut device, Instant::ZERO);
     ///
-    /// // 1 session + a busy socket + UDP + the DHCP client = 4 slots.
-    /// let mut resources = StaticResources::<'_, 1, 4, 256, 256, 64>::new();
+    /// // 1 session + a busy socket + UDP's two + the DHCP client = 5 slots.
+    /// let mut resources = StaticResources::<'_, 1, 5, 256, 256, 64>::new();
     /// let config = ServerConfig::new(1, 64).with_caller_sockets(1);
     /// let mut server = Server::new(config, &mut resources).unwrap();
     /// let dhcp = server.add_socket(dhcpv4::Socket::new()).unwrap();
@@ -75,7 +84,7 @@ impl<'a> Server<'a> {
     /// # use reversal_core::{Server, ServerConfig, StaticResources};
     /// use smoltcp::socket::udp;
     ///
-    /// # let mut resources = StaticResources::<'_, 1, 4, 256, 256, 64>::new();
+    /// # let mut resources = StaticResources::<'_, 1, 5, 256, 256, 64>::new();
     /// let config = ServerConfig::new(1, 64).with_caller_sockets(1);
     /// let mut server = Server::new(config, &mut resources).unwrap();
     /// let buffer = || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 4], vec![0; 512]);
@@ -124,8 +133,8 @@ mod tests {
     use crate::server::ConfigError;
     use crate::{Server, ServerConfig, StaticResources};
 
-    /// One session, a busy socket, UDP and one caller slot.
-    type Resources = StaticResources<'static, 1, 4, 256, 256, 64>;
+    /// One session, a busy socket, UDP's two sockets and one caller slot.
+    type Resources = StaticResources<'static, 1, 5, 256, 256, 64>;
 
     fn server_with(caller_sockets: usize) -> Server<'static> {
         let resources: &'static mut Resources = Box::leak(Box::default());

@@ -204,6 +204,8 @@ pub enum ConfigError {
     },
     /// The session configuration does not fit the line buffer.
     Session(session::ConfigError),
+    /// UDP is on but the resources have no UDP reply socket.
+    UdpReplySockets,
     /// The send buffer cannot hold the largest reply.
     SendBuffer {
         /// Bytes the largest reply needs.
@@ -222,6 +224,9 @@ impl fmt::Display for ConfigError {
                 f,
                 "{capacity} spare sockets cannot hold the caller's sockets and a busy socket: {needed} needed"
             ),
+            ConfigError::UdpReplySockets => {
+                f.write_str("UDP needs at least one UDP reply socket in the resources")
+            }
             ConfigError::Session(e) => e.fmt(f),
             ConfigError::SendBuffer { needed, capacity } => write!(
                 f,

@@ -4,6 +4,7 @@ use smoltcp::time::Instant;
 
 use super::config::ServerConfig;
 use super::counters::Counters;
+use crate::ingress::WriteEnds;
 
 /// One pass over the sockets: the time, the configuration, the scratch
 /// space replies are built in, and the counters the sockets add to.
@@ -17,4 +18,6 @@ pub(super) struct Context<'c> {
     pub(super) scratch: &'c mut [u8],
     /// Counters of finished sessions plus server-level events.
     pub(super) totals: &'c mut Counters,
+    /// Where each session's client ended its writes.
+    pub(super) write_ends: WriteEnds<'c>,
 }

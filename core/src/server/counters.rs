@@ -46,7 +46,12 @@ pub struct Counters {
     pub errors: ErrorCounts,
     /// UDP datagrams answered or dropped.
     pub udp_datagrams: u64,
-    /// UDP datagrams not answered (an error larger than the datagram, or no route).
+    /// UDP datagrams not answered: an error reply larger than the datagram
+    /// (no amplification), no route to the sender, or a reply its sender's
+    /// address did not resolve for: dropped after
+    /// [`UDP_REPLY_TIMEOUT`](super::UDP_REPLY_TIMEOUT), or earlier to make
+    /// room for the next datagram's reply when every UDP reply socket holds
+    /// one that waits.
     pub udp_dropped: u64,
     /// What the listen backlog did: connections that waited for a session,
     /// attempts that gave way, half-open handshakes reclaimed.

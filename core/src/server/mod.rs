@@ -10,10 +10,12 @@
 //! One file per job: the [configuration](ServerConfig) and its errors
 //! (`config`), the [counters](Counters), the [resources](ServerResources)
 //! and their [`Capacity`], the session slots and their phases (`tcp`), the
-//! busy sockets (`busy`), UDP (`udp`), how a TCP socket is made and put
-//! back to listening (`socket`), taking frames in through the ingress
-//! filters and the listen backlog (`receive`); this file is the poll loop
-//! that runs them in turn.
+//! busy sockets (`busy`), UDP and its reply sockets (`udp`), how a TCP
+//! socket is made and put back to listening (`socket`), taking frames in
+//! through the ingress filters and the listen backlog (`receive`), which
+//! connection each session socket holds for the ingress's write ends
+//! (`push`), sending and watching the device (`transmit`); this file is the
+//! poll loop that runs them in turn.
 //!
 //! Connections that come while every session is taken wait in the listen
 //! backlog (a [`Listener`]) for the configured
@@ -26,22 +28,24 @@ mod config;
 mod context;
 mod counters;
 mod deferred;
+mod push;
 mod receive;
 mod resources;
 mod socket;
 mod tcp;
+mod transmit;
 mod udp;
 
 use core::fmt;
 
-use smoltcp::iface::{Interface, PollResult, SocketHandle, SocketSet};
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::phy::Device;
 use smoltcp::socket::tcp::{Socket as TcpSocket, State as TcpState};
 use smoltcp::socket::udp::PacketBuffer;
 use smoltcp::time::{Duration, Instant};
 
 use crate::fmt::net_info;
-use crate::ingress::HeldConnections;
+use crate::ingress::{HeldConnections, WriteEnds};
 use crate::listener::{Listener, Role};
 
 pub use busy::BUSY_SOCKETS;
@@ -52,13 +56,14 @@ pub use resources::HeapResources;
 pub use resources::{
     Capacity, DEFAULT_BACKLOG, DEFAULT_KNOWN_PEERS, ServerResources, StaticResources,
 };
-pub use udp::UDP_PACKETS;
+pub use udp::{UDP_PACKETS, UDP_REPLY_TIMEOUT};
 
 use busy::{BUSY_RX, BUSY_TX, BusySockets};
 use context::Context;
 use receive::receive;
 use resources::pieces;
 use tcp::Sessions;
+use transmit::transmit;
 use udp::Udp;
 
 /// Rounds of receive/answer/transmit in one [`Server::poll`] before it yields.
@@ -77,7 +82,7 @@ pub const MAX_ROUNDS: usize = 16;
 /// let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::ZERO);
 /// iface.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).unwrap());
 ///
-/// let mut resources = StaticResources::<'_, 2, 4, 512, 512, 256>::new();
+/// let mut resources = StaticResources::<'_, 2, 5, 512, 512, 256>::new();
 /// let mut server = Server::new(ServerConfig::new(2, 256), &mut resources).unwrap();
 /// let next = server.poll(Instant::ZERO, &mut iface, &mut device);
 /// assert_eq!(server.counters().connections, 0);
@@ -89,7 +94,7 @@ pub struct Server<'a> {
     sockets: SocketSet<'a>,
     sessions: Sessions<'a>,
     busy: BusySockets,
-    udp: Option<Udp>,
+    udp: Option<Udp<'a>>,
     /// As large as a session's send buffer: replies are built here.
     scratch: &'a mut [u8],
     /// Connections the sockets hold, refreshed before each batch of frames.
@@ -98,6 +103,9 @@ pub struct Server<'a> {
     listener: Listener<'a>,
     /// Which TCP sockets serve and which refuse, for the listener.
     roles: Roles,
+    /// Where each session's client ended its writes: the idle flush answers
+    /// a partial line only there.
+    write_ends: WriteEnds<'a>,
     /// Counters of finished sessions plus server-level events.
     totals: Counters,
     shutting_down: bool,
@@ -134,7 +142,7 @@ impl<'a> Server<'a> {
     /// ```
     /// use reversal_core::{server::ConfigError, Server, ServerConfig, StaticResources};
     ///
-    /// let mut resources = StaticResources::<'_, 2, 4, 256, 256, 128>::new();
+    /// let mut resources = StaticResources::<'_, 2, 5, 256, 256, 128>::new();
     /// // Three sessions do not fit resources made for two.
     /// let err = Server::new(ServerConfig::new(3, 128), &mut resources).unwrap_err();
     /// assert_eq!(err, ConfigError::Sessions { max: 2 });
@@ -154,8 +162,10 @@ impl<'a> Server<'a> {
             slots,
             held,
             listener,
+            streams,
             udp_rx_meta,
             udp_tx_meta,
+            udp_replies,
             buffers: bytes,
         } = resources.into();
         check(&config, &capacity)?;
@@ -173,8 +183,11 @@ impl<'a> Server<'a> {
         let busy = BusySockets::new(busy_buffers.take(busy_count), &mut set, &config);
         let udp = config.udp_port.map(|port| {
             let rx = PacketBuffer::new(udp_rx_meta, bytes.udp_rx);
-            let tx = PacketBuffer::new(udp_tx_meta, bytes.udp_tx);
-            Udp::bind(port, rx, tx, &mut set)
+            // One reply each: metadata for one, and a send buffer's bytes.
+            let reply_buffers = udp_tx_meta
+                .chunks_mut(1)
+                .zip(pieces(bytes.udp_tx, capacity.tx_buffer));
+            Udp::bind(port, rx, udp_replies, reply_buffers, &mut set)
         });
         net_info!(
             "listening on TCP port {} with {} sessions, lines up to {} bytes, mode {}",
@@ -199,6 +212,7 @@ impl<'a> Server<'a> {
             held: HeldConnections::new(held),
             listener: Listener::new(config.port, config.listener, listener),
             roles,
+            write_ends: WriteEnds::new(streams, config.port, capacity.rx_buffer),
             totals: Counters::default(),
             shutting_down: false,
         })
@@ -208,7 +222,7 @@ impl<'a> Server<'a> {
     ///
     /// ```
     /// # use reversal_core::{Server, ServerConfig, StaticResources};
-    /// # let mut resources = StaticResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// # let mut resources = StaticResources::<'_, 1, 4, 128, 128, 64>::new();
     /// let server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
     /// assert_eq!(server.config().sessions, 1);
     /// ```
@@ -220,7 +234,7 @@ impl<'a> Server<'a> {
     ///
     /// ```
     /// # use reversal_core::{Server, ServerConfig, StaticResources};
-    /// # let mut resources = StaticResources::<'_, 2, 4, 128, 128, 64>::new();
+    /// # let mut resources = StaticResources::<'_, 2, 5, 128, 128, 64>::new();
     /// let server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
     /// assert_eq!((server.config().sessions, server.capacity().sessions), (1, 2));
     /// ```
@@ -240,6 +254,7 @@ impl<'a> Server<'a> {
         device: &mut D,
     ) -> Option<Instant> {
         for _ in 0..MAX_ROUNDS {
+            push::refresh(&mut self.write_ends, &self.sockets, &self.sessions);
             let more_waiting = receive(
                 now,
                 iface,
@@ -247,11 +262,15 @@ impl<'a> Server<'a> {
                 &mut self.sockets,
                 &mut self.held,
                 (&mut self.listener, &self.roles),
+                &mut self.write_ends,
             );
             // Answer before transmitting, so the ACK of a line rides on its
             // reply: one frame per request instead of two.
-            let moved = self.service(now);
-            while iface.poll_egress(now, device, &mut self.sockets) != PollResult::None {}
+            let moved = self.service(now, iface);
+            let device_full = transmit(now, iface, device, &mut self.sockets);
+            if let Some(udp) = &mut self.udp {
+                udp.transmitted(&self.sockets, device_full);
+            }
             if !moved && !more_waiting {
                 return self.next_deadline(now, iface);
             }
@@ -267,7 +286,7 @@ impl<'a> Server<'a> {
     /// # use smoltcp::{iface::{Config, Interface}, phy::{Loopback, Medium}, time::Instant, wire::HardwareAddress};
     /// # let mut device = Loopback::new(Medium::Ip);
     /// # let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::ZERO);
-    /// # let mut resources = StaticResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// # let mut resources = StaticResources::<'_, 1, 4, 128, 128, 64>::new();
     /// let mut server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
     /// assert_eq!(server.poll_delay(Instant::ZERO, &mut iface, &mut device), None);
     /// ```
@@ -287,7 +306,7 @@ impl<'a> Server<'a> {
     ///
     /// ```
     /// # use reversal_core::{Server, ServerConfig, StaticResources};
-    /// # let mut resources = StaticResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// # let mut resources = StaticResources::<'_, 1, 4, 128, 128, 64>::new();
     /// let mut server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
     /// server.shutdown();
     /// assert!(server.is_shut_down());
@@ -301,7 +320,7 @@ impl<'a> Server<'a> {
         self.listener.close();
         self.sessions.shutdown(&mut self.sockets);
         self.busy.shutdown(&mut self.sockets);
-        if let Some(udp) = &self.udp {
+        if let Some(udp) = &mut self.udp {
             udp.close(&mut self.sockets);
         }
     }
@@ -322,7 +341,7 @@ impl<'a> Server<'a> {
     ///
     /// ```
     /// # use reversal_core::{Server, ServerConfig, StaticResources};
-    /// # let mut resources = StaticResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// # let mut resources = StaticResources::<'_, 1, 4, 128, 128, 64>::new();
     /// let server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
     /// assert_eq!(server.active_sessions(), 0);
     /// ```
@@ -342,9 +361,9 @@ impl<'a> Server<'a> {
         counters
     }
 
-    /// The server's own sockets: sessions, busy sockets and UDP.
+    /// The server's own sockets: sessions, busy sockets and UDP's.
     fn own_sockets(&self) -> impl Iterator<Item = SocketHandle> {
-        let udp = self.udp.as_ref().map(Udp::handle);
+        let udp = self.udp.iter().flat_map(Udp::handles);
         self.sessions
             .handles()
             .chain(self.busy.handles())
@@ -355,7 +374,7 @@ impl<'a> Server<'a> {
     ///
     /// ```
     /// # use reversal_core::{Server, ServerConfig, StaticResources};
-    /// # let mut resources = StaticResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// # let mut resources = StaticResources::<'_, 1, 4, 128, 128, 64>::new();
     /// let server = Server::new(ServerConfig::new(1, 64), &mut resources).unwrap();
     /// assert_eq!(server.waiting(), 0);
     /// ```
@@ -368,6 +387,7 @@ impl<'a> Server<'a> {
             self.sessions.deadline(&self.config),
             self.busy.deadline(&self.config),
             self.listener.poll_at(),
+            self.udp.as_ref().and_then(Udp::deadline),
             iface.poll_at(now, &self.sockets),
         ]
         .into_iter()
@@ -377,18 +397,19 @@ impl<'a> Server<'a> {
 
     /// Moves bytes between sockets and sessions, rejects with `ERR busy` and
     /// answers datagrams; true if anything changed.
-    fn service(&mut self, now: Instant) -> bool {
+    fn service(&mut self, now: Instant, iface: &mut Interface) -> bool {
         let mut cx = Context {
             now,
             config: &self.config,
             shutting_down: self.shutting_down,
             scratch: self.scratch,
             totals: &mut self.totals,
+            write_ends: self.write_ends.reborrow(),
         };
         let mut moved = self.sessions.service(&mut self.sockets, &mut cx);
         moved |= self.busy.service(&mut self.sockets, &mut cx);
-        if let Some(udp) = &self.udp {
-            moved |= udp.service(&mut self.sockets, &mut cx);
+        if let Some(udp) = &mut self.udp {
+            moved |= udp.service(&mut self.sockets, &mut cx, iface);
         }
         moved
     }
@@ -433,6 +454,9 @@ fn check(config: &ServerConfig, capacity: &Capacity) -> Result<(), ConfigError> 
     if config.port == 0 || config.udp_port == Some(0) {
         return Err(ConfigError::Port);
     }
+    if config.udp_port.is_some() && capacity.udp_reply_sockets == 0 {
+        return Err(ConfigError::UdpReplySockets);
+    }
     config.session.check(capacity.line_buffer)?;
     let needed = config.session.max_reply_len();
     if capacity.tx_buffer < needed {
@@ -451,7 +475,7 @@ fn check(config: &ServerConfig, capacity: &Capacity) -> Result<(), ConfigError> 
 mod tests {
     use super::*;
 
-    type Resources = StaticResources<'static, 2, 4, 1024, 1024, 64>;
+    type Resources = StaticResources<'static, 2, 5, 1024, 1024, 64>;
 
     fn resources() -> &'static mut Resources {
         Box::leak(Box::new(Resources::new()))
@@ -477,7 +501,7 @@ mod tests {
             refused(ServerConfig::new(2, 65), resources()),
             Some(ConfigError::Session(_))
         ));
-        let small_tx: &'static mut StaticResources<'static, 1, 3, 64, 32, 64> =
+        let small_tx: &'static mut StaticResources<'static, 1, 4, 64, 32, 64> =
             Box::leak(Box::new(StaticResources::new()));
         assert_eq!(
             refused(ServerConfig::new(1, 64), small_tx),
@@ -503,10 +527,33 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn udp_without_a_reply_socket_is_refused_and_without_udp_none_is_needed() {
+        let capacity = Capacity::new(1, 1024, 64).with_udp_reply_sockets(0);
+        let resources = || Box::leak(Box::new(HeapResources::new(capacity)));
+        let config = ServerConfig::new(1, 64);
+        let refusal = refused(config, resources());
+        assert_eq!(refusal, Some(ConfigError::UdpReplySockets));
+        assert_eq!(refused(config.with_udp_port(None), resources()), None);
+    }
+
+    #[test]
+    fn udp_reply_sockets_come_after_the_receiving_socket_in_the_set() {
+        // smoltcp hands a datagram to the first socket bound to its port:
+        // the receiving one must come first.
+        let resources: &'static mut StaticResources<'static, 1, 6, 256, 256, 64, 3> =
+            Box::leak(Box::new(StaticResources::new()));
+        let server = Server::new(ServerConfig::new(1, 64), resources).unwrap();
+        let udp: Vec<_> = server.udp.as_ref().unwrap().handles().collect();
+        assert_eq!(udp.len(), 4);
+        assert!(udp.windows(2).all(|pair| pair[0] < pair[1]), "{udp:?}");
+    }
+
     #[test]
     fn spare_sockets_beyond_the_caller_ones_are_busy_sockets_up_to_the_most() {
         let busy = |caller_sockets| {
-            let resources: &'static mut StaticResources<'static, 1, 8, 256, 256, 64> =
+            let resources: &'static mut StaticResources<'static, 1, 9, 256, 256, 64> =
                 Box::leak(Box::new(StaticResources::new()));
             let config = ServerConfig::new(1, 64).with_caller_sockets(caller_sockets);
             let server = Server::new(config, resources).unwrap();
@@ -522,7 +569,7 @@ mod tests {
     fn session_sockets_come_first_in_the_set_and_only_as_many_as_configured() {
         // smoltcp hands a SYN to the first listening socket: a busy socket
         // must only get one when every session socket is taken.
-        let resources: &'static mut StaticResources<'static, 3, 6, 256, 256, 64> =
+        let resources: &'static mut StaticResources<'static, 3, 7, 256, 256, 64> =
             Box::leak(Box::new(StaticResources::new()));
         let server = Server::new(ServerConfig::new(2, 64), resources).unwrap();
         let sessions: Vec<_> = server.sessions.handles().collect();

@@ -1,7 +1,8 @@
 //! Taking frames in: the ingress filter's table of held connections,
 //! refreshed from the sockets, the listen backlog told what the sockets
 //! do, then smoltcp's ingress through both ([`Ingress`], then the
-//! [`Listener`]'s device).
+//! [`Listener`]'s device), with the session sockets' write ends recorded
+//! on the way.
 
 use smoltcp::iface::{Interface, PollIngressSingleResult, SocketSet};
 use smoltcp::phy::Device;
@@ -9,7 +10,7 @@ use smoltcp::socket::{AnySocket, tcp};
 use smoltcp::time::Instant;
 
 use super::Roles;
-use crate::ingress::{Connection, HeldConnections, Ingress};
+use crate::ingress::{Connection, HeldConnections, Ingress, WriteEnds};
 use crate::listener::Listener;
 
 /// Frames taken in per round, so a flood cannot keep the answers waiting.
@@ -17,8 +18,9 @@ const MAX_INGRESS: usize = 64;
 
 /// Lets smoltcp take in up to [`MAX_INGRESS`] frames, with repeated SYNs of
 /// connections the server's TCP sockets already hold kept from the
-/// listeners (see [`crate::ingress`]) and connections no socket can take
-/// yet kept in the listen backlog. True if more frames may be waiting.
+/// listeners and the write ends of the rest recorded in `write_ends` (see
+/// [`crate::ingress`]), and connections no socket can take yet kept in the
+/// listen backlog. True if more frames may be waiting.
 pub(super) fn receive<D: Device + ?Sized>(
     now: Instant,
     iface: &mut Interface,
@@ -26,10 +28,12 @@ pub(super) fn receive<D: Device + ?Sized>(
     sockets: &mut SocketSet<'_>,
     held: &mut HeldConnections<'_>,
     (listener, roles): (&mut Listener<'_>, &Roles),
+    write_ends: &mut WriteEnds<'_>,
 ) -> bool {
     update(now, sockets, held, listener, roles);
     iface.poll_maintenance(now);
-    let mut device = Ingress::new(device, held);
+    let mut filters = (held, write_ends);
+    let mut device = Ingress::new(device, &mut filters);
     let mut device = listener.device(&mut device);
     for _ in 0..MAX_INGRESS {
         let frame = iface.poll_ingress_single(now, &mut device, sockets);
@@ -81,7 +85,7 @@ fn update(
 }
 
 /// The connection a socket holds: from the first SYN until it is over.
-fn held_connection(socket: &tcp::Socket<'_>) -> Option<Connection> {
+pub(super) fn held_connection(socket: &tcp::Socket<'_>) -> Option<Connection> {
     let open = !matches!(
         socket.state(),
         tcp::State::Listen | tcp::State::Closed | tcp::State::TimeWait

@@ -41,8 +41,8 @@ use smoltcp::socket::udp::PacketMetadata;
 use super::busy::{BUSY_RX, BUSY_SOCKETS, BUSY_TX};
 use super::deferred::Deferred;
 use super::tcp::Slot;
-use super::udp::UDP_PACKETS;
-use crate::ingress::Connection;
+use super::udp::{ReplySocket, UDP_PACKETS};
+use crate::ingress::{Connection, Stream};
 use crate::listener::{Attempt, KnownPeer, ListenerMemory, ListenerStorage, TrackedSocket};
 
 /// Connection attempts the listen backlog holds unless the resources say
@@ -60,7 +60,8 @@ pub const DEFAULT_KNOWN_PEERS: usize = 8;
 /// // 64 sessions with 16 KiB socket buffers and lines up to 1 KiB.
 /// let capacity = Capacity::new(64, 16 * 1024, 1024).with_spare_sockets(2);
 /// assert_eq!((capacity.rx_buffer, capacity.tx_buffer), (16 * 1024, 16 * 1024));
-/// assert_eq!(capacity.sockets(), 64 + 2 + 1);
+/// // Sessions, spare sockets, and UDP's: one that receives, one that replies.
+/// assert_eq!(capacity.sockets(), 64 + 2 + 1 + 1);
 /// assert!(capacity.memory() > 64 * (32 + 1) * 1024);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +70,7 @@ pub const DEFAULT_KNOWN_PEERS: usize = 8;
 pub struct Capacity {
     /// Session slots: the most sessions the server can serve at once.
     pub sessions: usize,
-    /// Socket slots beyond the sessions' and the UDP socket's: the
+    /// Socket slots beyond the sessions' and the UDP sockets': the
     /// [`caller_sockets`](super::ServerConfig::caller_sockets), and the
     /// busy sockets that tell clients beyond the sessions `ERR busy` (at
     /// least one, at most [`BUSY_SOCKETS`]: the most rejections under way
@@ -77,9 +78,9 @@ pub struct Capacity {
     pub spare_sockets: usize,
     /// Each session's TCP receive buffer, and the UDP receive buffer.
     pub rx_buffer: usize,
-    /// Each session's TCP send buffer, the UDP send buffer, and the space
-    /// replies are built in: it must hold the largest reply (`max_line + 2`,
-    /// at least 64 bytes).
+    /// Each session's TCP send buffer, each UDP reply socket's send buffer,
+    /// and the space replies are built in: it must hold the largest reply
+    /// (`max_line + 2`, at least 64 bytes).
     pub tx_buffer: usize,
     /// Each session's line buffer: the largest `max_line`.
     pub line_buffer: usize,
@@ -91,13 +92,21 @@ pub struct Capacity {
     /// remembered so that their connections go first under a flood of
     /// forged SYNs. Default [`DEFAULT_KNOWN_PEERS`].
     pub known_peers: usize,
+    /// UDP reply sockets (default 1): replies to this many senders whose
+    /// addresses have not resolved yet can wait at once (up to
+    /// [`UDP_REPLY_TIMEOUT`](super::UDP_REPLY_TIMEOUT)) while other
+    /// senders are answered; with all of them waiting, the oldest waiting
+    /// reply gives way to the next datagram. One meets the SPEC; more let
+    /// replies to several slow neighbours wait together.
+    pub udp_reply_sockets: usize,
 }
 
 impl Capacity {
     /// `sessions` sessions whose sockets have receive and send buffers of
     /// `socket_buffer` bytes and whose lines are up to `line_buffer` bytes
-    /// long, and [`BUSY_SOCKETS`] spare sockets (all of them busy sockets
-    /// unless the configuration keeps some for the caller).
+    /// long, [`BUSY_SOCKETS`] spare sockets (all of them busy sockets
+    /// unless the configuration keeps some for the caller), and one UDP
+    /// reply socket.
     ///
     /// ```
     /// let capacity = reversal_core::Capacity::new(3, 1024, 512);
@@ -112,6 +121,7 @@ impl Capacity {
             line_buffer,
             backlog: DEFAULT_BACKLOG,
             known_peers: DEFAULT_KNOWN_PEERS,
+            udp_reply_sockets: 1,
         }
     }
 
@@ -185,21 +195,36 @@ impl Capacity {
         }
     }
 
-    /// The socket slots: one per session, the spare ones and the UDP socket's.
+    /// With `count` UDP reply sockets instead.
     ///
     /// ```
-    /// assert_eq!(reversal_core::Capacity::new(3, 1024, 512).with_spare_sockets(1).sockets(), 5);
+    /// let capacity = reversal_core::Capacity::new(3, 1024, 512).with_udp_reply_sockets(4);
+    /// assert_eq!(capacity.udp_reply_sockets, 4);
+    /// ```
+    #[must_use]
+    pub const fn with_udp_reply_sockets(self, count: usize) -> Self {
+        Capacity {
+            udp_reply_sockets: count,
+            ..self
+        }
+    }
+
+    /// The socket slots: one per session, the spare ones, and UDP's (the
+    /// receiving socket and the reply sockets).
+    ///
+    /// ```
+    /// assert_eq!(reversal_core::Capacity::new(3, 1024, 512).with_spare_sockets(1).sockets(), 6);
     /// ```
     pub const fn sockets(&self) -> usize {
-        self.sessions + self.spare_sockets + 1
+        self.sessions + self.spare_sockets + 1 + self.udp_reply_sockets
     }
 
     /// Bytes of every buffer: the sessions' socket and line buffers, the
-    /// UDP socket's, the reply space, and a busy socket's for each spare one.
+    /// UDP sockets', the reply space, and a busy socket's for each spare one.
     const fn buffer_bytes(&self) -> usize {
         let per_session = self.rx_buffer + self.tx_buffer + self.line_buffer;
         self.sessions * per_session
-            + 2 * self.tx_buffer
+            + (1 + self.udp_reply_sockets) * self.tx_buffer
             + self.rx_buffer
             + self.spare_sockets * (BUSY_RX + BUSY_TX)
     }
@@ -218,8 +243,9 @@ impl Capacity {
     pub const fn memory(&self) -> usize {
         self.buffer_bytes()
             + self.sockets() * (size_of::<SocketStorage<'static>>() + size_of::<Connection>())
-            + self.sessions * size_of::<Deferred<Slot<'static>>>()
-            + 2 * UDP_PACKETS * size_of::<PacketMetadata>()
+            + self.sessions * (size_of::<Deferred<Slot<'static>>>() + size_of::<Stream>())
+            + self.udp_reply_sockets * size_of::<Deferred<ReplySocket>>()
+            + (UDP_PACKETS + self.udp_reply_sockets) * size_of::<PacketMetadata>()
             + self.listener_bytes()
     }
 
@@ -245,8 +271,12 @@ pub struct ServerResources<'a> {
     pub(super) held: &'a mut [Connection],
     /// The listen backlog's tables.
     pub(super) listener: ListenerMemory<'a>,
+    /// One entry per session, where its client's writes end.
+    pub(super) streams: &'a mut [Stream],
     pub(super) udp_rx_meta: &'a mut [PacketMetadata],
+    /// One per UDP reply socket.
     pub(super) udp_tx_meta: &'a mut [PacketMetadata],
+    pub(super) udp_replies: &'a mut [Deferred<ReplySocket>],
     pub(super) buffers: Buffers<'a>,
 }
 
@@ -268,7 +298,9 @@ pub(super) struct Buffers<'a> {
     pub(super) lines: &'a mut [u8],
     /// `tx_buffer` bytes.
     pub(super) scratch: &'a mut [u8],
+    /// `rx_buffer` bytes.
     pub(super) udp_rx: &'a mut [u8],
+    /// `udp_reply_sockets` send buffers of `tx_buffer` bytes.
     pub(super) udp_tx: &'a mut [u8],
     /// Buffers of `BUSY_RX` bytes for the busy sockets.
     pub(super) busy_rx: &'a mut [u8],
@@ -290,13 +322,17 @@ pub(super) fn pieces(mut bytes: &mut [u8], size: usize) -> impl Iterator<Item = 
 /// on a board.
 ///
 /// - `SESSIONS`: session slots;
-/// - `SOCKETS`: `SESSIONS` + 1 (UDP) + the spare sockets: the caller's own
+/// - `SOCKETS`: `SESSIONS` + 1 (UDP receiving socket) + `UDP_REPLIES` +
+///   the spare sockets: the caller's own
 ///   ([`ServerConfig::caller_sockets`](super::ServerConfig::caller_sockets))
 ///   and at least one busy socket; the server uses up to [`BUSY_SOCKETS`]
 ///   busy sockets;
 /// - `RX`, `TX`: each session's TCP receive and send buffer (also the UDP
-///   buffers); `TX` must hold the largest reply (`max_line + 2`, at least 64);
+///   receive buffer and each UDP reply socket's send buffer); `TX` must hold
+///   the largest reply (`max_line + 2`, at least 64);
 /// - `LINE`: each session's line buffer, the largest `max_line`;
+/// - `UDP_REPLIES` (default 1): UDP reply sockets, see
+///   [`Capacity::udp_reply_sockets`];
 /// - `BACKLOG` (default [`DEFAULT_BACKLOG`]): connection attempts the
 ///   listen backlog holds;
 /// - `PEERS` (default [`DEFAULT_KNOWN_PEERS`]): proven peers remembered;
@@ -304,9 +340,10 @@ pub(super) fn pieces(mut bytes: &mut [u8], size: usize) -> impl Iterator<Item = 
 ///   1 to [`BUSY_SOCKETS`]; the server uses as many as the spare sockets
 ///   allow (a board with one busy socket saves the others' 130 bytes each).
 ///
-/// (Stable Rust cannot size an array by `SESSIONS + SPARE + 1`, hence
-/// `SOCKETS`.) RAM is about `SESSIONS * (RX + TX + LINE) + 2 * (RX + TX)`
-/// plus smoltcp's socket state; [`core::mem::size_of`] tells exactly. Every
+/// (Stable Rust cannot size an array by `SESSIONS + SPARE + 1 + UDP_REPLIES`,
+/// hence `SOCKETS`.) RAM is about `SESSIONS * (RX + TX + LINE) + RX + (1 +
+/// UDP_REPLIES) * TX` plus smoltcp's socket state; [`core::mem::size_of`]
+/// tells exactly. Every
 /// byte of `new()` is zero or uninitialised, so a `static` of it goes to
 /// `.bss` and costs no flash; [`Server::new`](super::Server::new) fills in
 /// smoltcp's socket slots and the sessions.
@@ -316,10 +353,10 @@ pub(super) fn pieces(mut bytes: &mut [u8], size: usize) -> impl Iterator<Item = 
 ///
 /// // On a board: a static, lent to the server for good. cortex-m-rt's
 /// // #[entry] hands a `static mut` declared in it out as a `&'static mut`.
-/// static mut RESOURCES: StaticResources<'static, 3, 5, 1024, 1024, 512> = StaticResources::new();
+/// static mut RESOURCES: StaticResources<'static, 3, 6, 1024, 1024, 512> = StaticResources::new();
 ///
 /// // Anywhere else, for as long as the server lives.
-/// let mut resources = StaticResources::<'_, 2, 4, 256, 256, 128>::new();
+/// let mut resources = StaticResources::<'_, 2, 5, 256, 256, 128>::new();
 /// let server = Server::new(ServerConfig::new(2, 128), &mut resources).unwrap();
 /// assert_eq!(server.capacity().spare_sockets, 1);
 /// ```
@@ -330,6 +367,7 @@ pub struct StaticResources<
     const RX: usize,
     const TX: usize,
     const LINE: usize,
+    const UDP_REPLIES: usize = 1,
     const BACKLOG: usize = DEFAULT_BACKLOG,
     const PEERS: usize = DEFAULT_KNOWN_PEERS,
     const BUSY: usize = BUSY_SOCKETS,
@@ -337,14 +375,16 @@ pub struct StaticResources<
     sockets: Deferred<[SocketStorage<'a>; SOCKETS]>,
     slots: [Deferred<Slot<'a>>; SESSIONS],
     held: [Connection; SOCKETS],
+    streams: [Stream; SESSIONS],
     udp_rx_meta: heapless::Vec<PacketMetadata, UDP_PACKETS>,
-    udp_tx_meta: heapless::Vec<PacketMetadata, UDP_PACKETS>,
+    udp_tx_meta: heapless::Vec<PacketMetadata, UDP_REPLIES>,
+    udp_replies: [Deferred<ReplySocket>; UDP_REPLIES],
     session_rx: [[u8; RX]; SESSIONS],
     session_tx: [[u8; TX]; SESSIONS],
     lines: [[u8; LINE]; SESSIONS],
     scratch: [u8; TX],
     udp_rx: [u8; RX],
-    udp_tx: [u8; TX],
+    udp_tx: [[u8; TX]; UDP_REPLIES],
     busy_rx: [[u8; BUSY_RX]; BUSY],
     busy_tx: [[u8; BUSY_TX]; BUSY],
     listener: ListenerStorage<BACKLOG, PEERS, SOCKETS>,
@@ -356,34 +396,38 @@ impl<
     const RX: usize,
     const TX: usize,
     const LINE: usize,
+    const UDP_REPLIES: usize,
     const BACKLOG: usize,
     const PEERS: usize,
     const BUSY: usize,
-> StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS, BUSY>
+> StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE, UDP_REPLIES, BACKLOG, PEERS, BUSY>
 {
     /// The capacity of these resources.
     const CAPACITY: Capacity = Capacity::new(SESSIONS, RX, LINE)
         .with_tx_buffer(TX)
-        .with_spare_sockets(SOCKETS.saturating_sub(SESSIONS + 1))
+        .with_udp_reply_sockets(UDP_REPLIES)
+        .with_spare_sockets(SOCKETS.saturating_sub(SESSIONS + 1 + UDP_REPLIES))
         .with_backlog(BACKLOG)
         .with_known_peers(PEERS);
 
     /// Empty resources, all zero bytes, usable in a `static`.
     ///
     /// ```
-    /// let resources = reversal_core::StaticResources::<'_, 1, 3, 128, 128, 64>::new();
+    /// let resources = reversal_core::StaticResources::<'_, 1, 4, 128, 128, 64>::new();
+    /// // Four UDP reply sockets.
+    /// let resources = reversal_core::StaticResources::<'_, 1, 7, 128, 128, 64, 4>::new();
     /// ```
     ///
-    /// `SOCKETS` below `SESSIONS + 2` does not compile:
+    /// `SOCKETS` below `SESSIONS + 2 + UDP_REPLIES` does not compile:
     ///
     /// ```compile_fail
-    /// let resources = reversal_core::StaticResources::<'_, 2, 3, 128, 128, 64>::new();
+    /// let resources = reversal_core::StaticResources::<'_, 2, 4, 128, 128, 64>::new();
     /// ```
     pub const fn new() -> Self {
         const {
             assert!(
-                SOCKETS >= SESSIONS + 2,
-                "SOCKETS must be SESSIONS + 1 (UDP) + at least one spare socket"
+                SOCKETS >= SESSIONS + 2 + UDP_REPLIES,
+                "SOCKETS must be SESSIONS + 1 (UDP receiving socket) + UDP_REPLIES + at least one spare socket"
             );
             assert!(
                 BUSY >= 1 && BUSY <= BUSY_SOCKETS,
@@ -394,14 +438,16 @@ impl<
             sockets: Deferred::Empty,
             slots: [const { Deferred::Empty }; SESSIONS],
             held: [Connection::NONE; SOCKETS],
+            streams: [Stream::FREE; SESSIONS],
             udp_rx_meta: heapless::Vec::new(),
             udp_tx_meta: heapless::Vec::new(),
+            udp_replies: [const { Deferred::Empty }; UDP_REPLIES],
             session_rx: [[0; RX]; SESSIONS],
             session_tx: [[0; TX]; SESSIONS],
             lines: [[0; LINE]; SESSIONS],
             scratch: [0; TX],
             udp_rx: [0; RX],
-            udp_tx: [0; TX],
+            udp_tx: [[0; TX]; UDP_REPLIES],
             busy_rx: [[0; BUSY_RX]; BUSY],
             busy_tx: [[0; BUSY_TX]; BUSY],
             listener: ListenerStorage::new(),
@@ -411,7 +457,7 @@ impl<
     /// The capacity of these resources.
     ///
     /// ```
-    /// let resources = reversal_core::StaticResources::<'_, 3, 5, 1024, 1024, 512>::new();
+    /// let resources = reversal_core::StaticResources::<'_, 3, 6, 1024, 1024, 512>::new();
     /// assert_eq!(resources.capacity().spare_sockets, 1);
     /// ```
     pub const fn capacity(&self) -> Capacity {
@@ -425,10 +471,12 @@ impl<
     const RX: usize,
     const TX: usize,
     const LINE: usize,
+    const UDP_REPLIES: usize,
     const BACKLOG: usize,
     const PEERS: usize,
     const BUSY: usize,
-> Default for StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS, BUSY>
+> Default
+    for StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE, UDP_REPLIES, BACKLOG, PEERS, BUSY>
 {
     fn default() -> Self {
         Self::new()
@@ -441,10 +489,12 @@ impl<
     const RX: usize,
     const TX: usize,
     const LINE: usize,
+    const UDP_REPLIES: usize,
     const BACKLOG: usize,
     const PEERS: usize,
     const BUSY: usize,
-> fmt::Debug for StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS, BUSY>
+> fmt::Debug
+    for StaticResources<'_, SESSIONS, SOCKETS, RX, TX, LINE, UDP_REPLIES, BACKLOG, PEERS, BUSY>
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StaticResources")
@@ -460,11 +510,25 @@ impl<
     const RX: usize,
     const TX: usize,
     const LINE: usize,
+    const UDP_REPLIES: usize,
     const BACKLOG: usize,
     const PEERS: usize,
     const BUSY: usize,
-> From<&'a mut StaticResources<'a, SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS, BUSY>>
-    for ServerResources<'a>
+>
+    From<
+        &'a mut StaticResources<
+            'a,
+            SESSIONS,
+            SOCKETS,
+            RX,
+            TX,
+            LINE,
+            UDP_REPLIES,
+            BACKLOG,
+            PEERS,
+            BUSY,
+        >,
+    > for ServerResources<'a>
 {
     fn from(
         resources: &'a mut StaticResources<
@@ -474,6 +538,7 @@ impl<
             RX,
             TX,
             LINE,
+            UDP_REPLIES,
             BACKLOG,
             PEERS,
             BUSY,
@@ -483,8 +548,10 @@ impl<
             sockets,
             slots,
             held,
+            streams,
             udp_rx_meta,
             udp_tx_meta,
+            udp_replies,
             session_rx,
             session_tx,
             lines,
@@ -495,26 +562,37 @@ impl<
             busy_tx,
             listener,
         } = resources;
-        for meta in [&mut *udp_rx_meta, &mut *udp_tx_meta] {
-            meta.clear();
-            while meta.push(PacketMetadata::EMPTY).is_ok() {}
-        }
+        udp_rx_meta.clear();
+        while udp_rx_meta.push(PacketMetadata::EMPTY).is_ok() {}
+        udp_tx_meta.clear();
+        while udp_tx_meta.push(PacketMetadata::EMPTY).is_ok() {}
         ServerResources {
-            capacity:
-                StaticResources::<SESSIONS, SOCKETS, RX, TX, LINE, BACKLOG, PEERS, BUSY>::CAPACITY,
+            capacity: StaticResources::<
+                SESSIONS,
+                SOCKETS,
+                RX,
+                TX,
+                LINE,
+                UDP_REPLIES,
+                BACKLOG,
+                PEERS,
+                BUSY,
+            >::CAPACITY,
             sockets: sockets.insert([SocketStorage::EMPTY; SOCKETS]),
             slots,
             held,
+            streams,
             listener: listener.into(),
             udp_rx_meta,
             udp_tx_meta,
+            udp_replies,
             buffers: Buffers {
                 session_rx: session_rx.as_flattened_mut(),
                 session_tx: session_tx.as_flattened_mut(),
                 lines: lines.as_flattened_mut(),
                 scratch,
                 udp_rx,
-                udp_tx,
+                udp_tx: udp_tx.as_flattened_mut(),
                 busy_rx: busy_rx.as_flattened_mut(),
                 busy_tx: busy_tx.as_flattened_mut(),
             },
@@ -534,7 +612,10 @@ mod heap {
     use smoltcp::iface::SocketStorage;
     use smoltcp::socket::udp::PacketMetadata;
 
-    use super::{Buffers, Capacity, Connection, Deferred, ServerResources, Slot, UDP_PACKETS};
+    use super::{
+        Buffers, Capacity, Connection, Deferred, ReplySocket, ServerResources, Slot, Stream,
+        UDP_PACKETS,
+    };
     use crate::listener::{Attempt, KnownPeer, ListenerMemory, TrackedSocket};
     use crate::server::busy::{BUSY_RX, BUSY_TX};
 
@@ -557,7 +638,9 @@ mod heap {
         sockets: Vec<SocketStorage<'a>>,
         slots: Vec<Deferred<Slot<'a>>>,
         held: Vec<Connection>,
+        streams: Vec<Stream>,
         udp_meta: Vec<PacketMetadata>,
+        udp_replies: Vec<Deferred<ReplySocket>>,
         bytes: Vec<u8>,
         backlog: Vec<Attempt>,
         peers: Vec<KnownPeer>,
@@ -578,7 +661,14 @@ mod heap {
                     .take(capacity.sessions)
                     .collect(),
                 held: alloc::vec![Connection::NONE; capacity.sockets()],
-                udp_meta: alloc::vec![PacketMetadata::EMPTY; 2 * UDP_PACKETS],
+                streams: alloc::vec![Stream::FREE; capacity.sessions],
+                udp_meta: alloc::vec![
+                    PacketMetadata::EMPTY;
+                    UDP_PACKETS + capacity.udp_reply_sockets
+                ],
+                udp_replies: repeat_with(|| Deferred::Empty)
+                    .take(capacity.udp_reply_sockets)
+                    .collect(),
                 bytes: alloc::vec![0; capacity.buffer_bytes()],
                 backlog: alloc::vec![Attempt::EMPTY; capacity.backlog],
                 peers: alloc::vec![KnownPeer::EMPTY; capacity.known_peers],
@@ -616,7 +706,8 @@ mod heap {
             let (lines, bytes) = bytes.split_at_mut(capacity.sessions * capacity.line_buffer);
             let (scratch, bytes) = bytes.split_at_mut(capacity.tx_buffer);
             let (udp_rx, bytes) = bytes.split_at_mut(capacity.rx_buffer);
-            let (udp_tx, bytes) = bytes.split_at_mut(capacity.tx_buffer);
+            let (udp_tx, bytes) =
+                bytes.split_at_mut(capacity.udp_reply_sockets * capacity.tx_buffer);
             let (busy_rx, busy_tx) = bytes.split_at_mut(capacity.spare_sockets * BUSY_RX);
             debug_assert_eq!(busy_tx.len(), capacity.spare_sockets * BUSY_TX);
             ServerResources {
@@ -624,6 +715,7 @@ mod heap {
                 sockets: &mut resources.sockets,
                 slots: &mut resources.slots,
                 held: &mut resources.held,
+                streams: &mut resources.streams,
                 listener: ListenerMemory::new(
                     &mut resources.backlog,
                     &mut resources.peers,
@@ -631,6 +723,7 @@ mod heap {
                 ),
                 udp_rx_meta,
                 udp_tx_meta,
+                udp_replies: &mut resources.udp_replies,
                 buffers: Buffers {
                     session_rx,
                     session_tx,

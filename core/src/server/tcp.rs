@@ -12,6 +12,7 @@ use smoltcp::wire::IpEndpoint;
 use super::config::ServerConfig;
 use super::context::Context;
 use super::deferred::Deferred;
+use super::push::note_write_end;
 use super::socket::{NO_PEER, finish_connection, relisten, tcp_socket};
 use crate::fmt::net_info;
 use crate::session::{self, Finish, Session};
@@ -202,7 +203,7 @@ impl Slot<'_> {
                         self.end(index, socket, cx, CloseReason::Lost);
                         return true;
                     }
-                    let moved = self.move_bytes(socket, cx);
+                    let moved = self.move_bytes(index, socket, cx);
                     probe_while_unacknowledged(socket);
                     let Some(finish) = self.session.finished() else {
                         return changed || moved;
@@ -300,7 +301,12 @@ impl Slot<'_> {
     /// Feeds the session from its socket and queues its replies; true if
     /// any byte moved. Input is read only as far as its replies fit in the
     /// send buffer, so a client that does not read sees its window close.
-    fn move_bytes(&mut self, socket: &mut tcp::Socket<'_>, cx: &mut Context<'_>) -> bool {
+    fn move_bytes(
+        &mut self,
+        index: usize,
+        socket: &mut tcp::Socket<'_>,
+        cx: &mut Context<'_>,
+    ) -> bool {
         let (now, session) = (cx.now, &mut self.session);
         if socket.send_queue() < self.queued {
             // The peer acknowledged replies: bytes moved.
@@ -331,7 +337,9 @@ impl Slot<'_> {
             }
             moved = true;
         }
-        // Timers (idle flush, idle timeout) also run while input is flowing.
+        // Timers (idle flush, idle timeout) also run while input is flowing;
+        // the flush only where the client's write ended.
+        note_write_end(&mut cx.write_ends, index, socket, session);
         let out = free_output(socket, cx.scratch);
         let progress = session.poll(now, out);
         if progress.produced > 0 {

@@ -87,15 +87,6 @@ pub(super) fn forges_client(frame: &[u8]) -> bool {
     transport(frame).is_some_and(|(src, ..)| src == IpAddress::Ipv4(CLIENT_V4))
 }
 
-/// Whether the server has a way to send to `address`: on one of its
-/// prefixes, or broadcast or multicast (no neighbour to resolve).
-pub(super) fn reachable(address: IpAddress) -> bool {
-    match address {
-        IpAddress::Ipv4(a) => a.octets()[..3] == [10, 0, 0] || a.is_broadcast() || a.is_multicast(),
-        IpAddress::Ipv6(a) => a.segments()[..4] == [0xfdaa, 0, 0, 0] || a.is_multicast(),
-    }
-}
-
 /// The answer of a live attacker host to the server's ARP request or
 /// neighbour solicitation in `frame`, if it asks for one.
 pub(super) fn neighbour_answer(frame: &[u8]) -> Option<Vec<u8>> {

@@ -3,13 +3,16 @@
 
 use std::fmt;
 use std::io;
+use std::num::NonZeroU16;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
-use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium, PacketMeta};
 use smoltcp::time::Instant;
 
+use super::fragments;
 use super::sys::{self, Tun};
+use super::vnet::{self, Offloads, VnetHeader};
 
 /// An Ethernet II header: destination, source, `EtherType`. Linux reports the IP
 /// MTU; smoltcp wants the whole frame, FCS excluded.
@@ -31,39 +34,70 @@ pub struct TapStats {
     /// Frames dropped because the kernel had no room for them (`EAGAIN`,
     /// `ENOBUFS`); TCP retransmits them.
     pub tx_drops: u64,
+    /// Frames read that were longer than the receive buffer (the kernel cut
+    /// them); dropped.
+    pub rx_oversized: u64,
+    /// TCP segments read whose checksum was wrong, or could not be checked
+    /// (a fragment), with checksum offload on (the device checks what the
+    /// kernel did not); dropped. UDP checksums are smoltcp's to check.
+    pub rx_bad_checksums: u64,
+    /// IPv4 fragments that end beyond the datagram size smoltcp reassembles
+    /// here (16 KiB); dropped.
+    pub rx_fragments_beyond_reassembly: u64,
 }
 
 /// A TAP interface carrying Ethernet frames between the kernel and smoltcp.
 ///
-/// Frames go through one receive and one transmit buffer of
-/// [`mtu()`](Self::mtu) + 14 bytes each, allocated when the device is opened.
-/// The descriptor is non-blocking; [`wait`](Self::wait) sleeps until a frame
-/// arrives.
+/// Frames go through one receive and one transmit buffer, allocated when the
+/// device is opened: [`mtu()`](Self::mtu) + 14 bytes each, or 64 KiB + 14
+/// with segmentation offload, plus the virtio-net header when the TAP was
+/// opened with one ([`offloads`](Self::offloads)). The descriptor is
+/// non-blocking; [`wait`](Self::wait) sleeps until a frame arrives.
 pub struct TapDevice {
     tun: Tun,
     name: String,
     mtu: usize,
-    rx_frame: Box<[u8]>,
-    tx_frame: Box<[u8]>,
+    /// Bytes of virtio-net header before each frame: 0 or `vnet::HEADER_LEN`.
+    header_len: usize,
+    offloads: Offloads,
+    /// The header (if any), then the frame.
+    rx_buffer: Box<[u8]>,
+    tx_buffer: Box<[u8]>,
     stats: TapStats,
     read_failures: FailureStreak,
     write_failures: FailureStreak,
+    /// An oversized frame was logged already.
+    oversized_logged: bool,
 }
 
 impl TapDevice {
-    /// A device on `tun`, bound to the interface `name` of IP MTU `mtu`:
-    /// allocates the frame buffers.
-    pub(super) fn new(tun: Tun, name: String, mtu: usize) -> TapDevice {
-        let frame_len = mtu + ETHERNET_HEADER_LEN;
+    /// A device on `tun`, bound to the interface `name` of IP MTU `mtu`,
+    /// with `header_len` bytes of virtio-net header and `offloads`:
+    /// allocates the buffers.
+    pub(super) fn new(
+        tun: Tun,
+        name: String,
+        mtu: usize,
+        header_len: usize,
+        offloads: Offloads,
+    ) -> TapDevice {
+        let mut frame_len = mtu + ETHERNET_HEADER_LEN;
+        if offloads.segmentation {
+            frame_len = frame_len.max(vnet::MAX_SUPER_FRAME);
+        }
+        let buffer = || vec![0; header_len + frame_len].into_boxed_slice();
         TapDevice {
             tun,
             name,
             mtu,
-            rx_frame: vec![0; frame_len].into_boxed_slice(),
-            tx_frame: vec![0; frame_len].into_boxed_slice(),
+            header_len,
+            offloads,
+            rx_buffer: buffer(),
+            tx_buffer: buffer(),
             stats: TapStats::default(),
             read_failures: FailureStreak::default(),
             write_failures: FailureStreak::default(),
+            oversized_logged: false,
         }
     }
 
@@ -81,6 +115,11 @@ impl TapDevice {
     /// The counters since the device was opened.
     pub fn stats(&self) -> TapStats {
         self.stats
+    }
+
+    /// The offloads the kernel agreed to when the device was opened.
+    pub fn offloads(&self) -> Offloads {
+        self.offloads
     }
 
     /// Sleeps until a frame can be read or `timeout` has passed, and tells
@@ -154,20 +193,73 @@ impl TapDevice {
         Ok(false)
     }
 
-    /// Reads one queued frame into the receive buffer, returning its length.
+    /// Reads one queued frame into the receive buffer and returns the length
+    /// of the frame smoltcp may take: 0 for a frame the device drops
+    /// (smoltcp drops an empty frame as malformed, and goes on reading).
     fn read_frame(&mut self) -> Option<usize> {
-        match retrying_interrupts(|| self.tun.read(&mut self.rx_frame)) {
-            Ok(len) => {
-                self.stats.frames_in += 1;
-                self.read_failures.succeeded(&self.name, "read");
-                Some(len)
-            }
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => None,
+        let read = match retrying_interrupts(|| self.tun.read(&mut self.rx_buffer)) {
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return None,
             Err(error) => {
                 self.stats.read_errors += 1;
                 self.read_failures.failed(&self.name, "read", &error);
-                None
+                return None;
             }
+        };
+        self.stats.frames_in += 1;
+        self.read_failures.succeeded(&self.name, "read");
+        // The kernel cuts a frame to the buffer but reports its whole length.
+        if read > self.rx_buffer.len() || read < self.header_len {
+            self.stats.rx_oversized += 1;
+            if !std::mem::replace(&mut self.oversized_logged, true) {
+                log::warn!(
+                    "TAP {}: dropped a frame of {read} bytes, longer than the {} bytes of the \
+                     receive buffer (was gso_max_size raised?); further ones are only counted",
+                    self.name,
+                    self.rx_buffer.len()
+                );
+            }
+            return Some(0);
+        }
+        let (header, frame) = self.rx_buffer[..read].split_at_mut(self.header_len);
+        if fragments::ends_beyond_reassembly(frame) {
+            self.stats.rx_fragments_beyond_reassembly += 1;
+            return Some(0);
+        }
+        if self.offloads.checksum
+            && let Ok(header) = <&[u8; vnet::HEADER_LEN]>::try_from(&*header)
+            && !vnet::rx_accept(&VnetHeader::parse(header), frame)
+        {
+            self.stats.rx_bad_checksums += 1;
+            return Some(0);
+        }
+        Some(frame.len())
+    }
+
+    /// The receive buffer, and a transmit token beside it.
+    fn split(&mut self) -> (&[u8], TapTxToken<'_>) {
+        let tx = TapTxToken {
+            tun: &self.tun,
+            name: &self.name,
+            buffer: &mut self.tx_buffer,
+            header_len: self.header_len,
+            offloads: self.offloads,
+            gso_size: None,
+            stats: &mut self.stats,
+            failures: &mut self.write_failures,
+        };
+        (&self.rx_buffer, tx)
+    }
+}
+
+impl Drop for TapDevice {
+    /// Leaves a persistent TAP without offloads, as the next program to
+    /// open it (without a virtio-net header) expects.
+    fn drop(&mut self) {
+        if self.offloads != Offloads::NONE
+            && let Err(error) = self.tun.set_offload(0)
+        {
+            log::warn!("TAP {}: cannot switch offloads off: {error}", self.name);
         }
     }
 }
@@ -195,27 +287,14 @@ impl Device for TapDevice {
     type TxToken<'a> = TapTxToken<'a>;
 
     /// Reads one frame if one is queued; read errors are counted and logged,
-    /// never returned.
+    /// never returned. A frame the device drops (see [`TapStats`]) reaches
+    /// smoltcp empty.
     fn receive(&mut self, _timestamp: Instant) -> Option<(TapRxToken<'_>, TapTxToken<'_>)> {
         let len = self.read_frame()?;
-        let TapDevice {
-            tun,
-            name,
-            rx_frame,
-            tx_frame,
-            stats,
-            write_failures,
-            ..
-        } = self;
+        let start = if len == 0 { 0 } else { self.header_len };
+        let (rx_buffer, tx) = self.split();
         let rx = TapRxToken {
-            frame: &rx_frame[..len],
-        };
-        let tx = TapTxToken {
-            tun,
-            name,
-            frame: tx_frame,
-            stats,
-            failures: write_failures,
+            frame: &rx_buffer[start..start + len],
         };
         Some((rx, tx))
     }
@@ -223,27 +302,16 @@ impl Device for TapDevice {
     /// Always offers a token: a TAP accepts writes whenever the link is up,
     /// and a failed write costs one frame, never a wait.
     fn transmit(&mut self, _timestamp: Instant) -> Option<TapTxToken<'_>> {
-        let TapDevice {
-            tun,
-            name,
-            tx_frame,
-            stats,
-            write_failures,
-            ..
-        } = self;
-        Some(TapTxToken {
-            tun,
-            name,
-            frame: tx_frame,
-            stats,
-            failures: write_failures,
-        })
+        Some(self.split().1)
     }
 
+    /// An Ethernet link of the TAP's MTU (smoltcp advertises its MSS from
+    /// it), with what the [`offloads`](Self::offloads) leave to the kernel.
     fn capabilities(&self) -> DeviceCapabilities {
         let mut capabilities = DeviceCapabilities::default();
         capabilities.medium = Medium::Ethernet;
         capabilities.max_transmission_unit = self.mtu + ETHERNET_HEADER_LEN;
+        self.offloads.apply(&mut capabilities);
         capabilities
     }
 }
@@ -269,26 +337,42 @@ impl phy::RxToken for TapRxToken<'_> {
 pub struct TapTxToken<'a> {
     tun: &'a Tun,
     name: &'a str,
-    frame: &'a mut [u8],
+    /// The virtio-net header (if any), then the frame.
+    buffer: &'a mut [u8],
+    header_len: usize,
+    offloads: Offloads,
+    /// smoltcp's segment is larger than the MSS, which this is.
+    gso_size: Option<NonZeroU16>,
     stats: &'a mut TapStats,
     failures: &'a mut FailureStreak,
 }
 
 impl phy::TxToken for TapTxToken<'_> {
-    /// Lets `f` build a `len`-byte frame, then writes it. A failed write is
-    /// counted and logged; the frame is lost and TCP retransmits it.
+    /// Lets `f` build a `len`-byte frame, then writes it (with its
+    /// virtio-net header, which leaves checksums and segmentation to the
+    /// kernel as the offloads allow). A failed write is counted and logged;
+    /// the frame is lost and TCP retransmits it.
     ///
     /// # Panics
     ///
-    /// If `len` exceeds the device's `max_transmission_unit`, which smoltcp
-    /// never asks for.
+    /// If `len` exceeds the device's `max_transmission_unit` (or, with
+    /// segmentation offload, 64 KiB + 14), which smoltcp never asks for.
     fn consume<R, F>(self, len: usize, f: F) -> R
     where
         F: FnOnce(&mut [u8]) -> R,
     {
-        let frame = &mut self.frame[..len];
+        let (header, rest) = self.buffer.split_at_mut(self.header_len);
+        let frame = &mut rest[..len];
         let result = f(frame);
-        match write_frame(self.tun, frame) {
+        if let Ok(header) = header.try_into() {
+            let vnet = if self.offloads.checksum {
+                vnet::tx_header(frame, self.gso_size)
+            } else {
+                VnetHeader::NONE
+            };
+            vnet.emit(header);
+        }
+        match write_frame(self.tun, &self.buffer[..self.header_len + len]) {
             Ok(()) => {
                 self.stats.frames_out += 1;
                 self.failures.succeeded(self.name, "write");
@@ -303,6 +387,10 @@ impl phy::TxToken for TapTxToken<'_> {
             }
         }
         result
+    }
+
+    fn set_meta(&mut self, meta: PacketMeta) {
+        self.gso_size = meta.segmentation_offload_size;
     }
 }
 

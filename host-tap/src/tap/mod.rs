@@ -4,12 +4,21 @@
 //! link was deleted) and allocates a `Vec` for every frame. [`TapDevice`]
 //! survives read and write errors (it counts them in [`TapStats`] and logs
 //! once per outage), reads and writes frames through two buffers allocated
-//! once at open, and lets the event loop sleep in [`TapDevice::wait`].
+//! once at open, lets the event loop sleep in [`TapDevice::wait`], and
+//! (unless told not to) leaves TCP checksums and the cutting of TCP
+//! segments to the kernel, as virtual NICs do: one 64 KiB frame crosses
+//! the TAP where 45 would at MTU 1500.
 //!
 //! Layers, from the top, as in smoltcp's `phy` with its `sys`:
 //! - `device.rs`: [`TapDevice`], the safe `phy::Device`, its tokens and
 //!   counters, and the wait for the next frame;
-//! - `open.rs`: attaching to an existing TAP or creating one;
+//! - `open.rs`: attaching to an existing TAP or creating one, and agreeing
+//!   with the kernel on the offloads ([`TapOptions`]);
+//! - `vnet.rs`: the virtio-net header before each frame, and what the
+//!   [`Offloads`] do to each frame (checksums left to the kernel, TCP
+//!   segments of up to 64 KiB both ways);
+//! - `fragments.rs`: IPv4 fragments that end beyond what smoltcp
+//!   reassembles here, dropped;
 //! - `error.rs`: [`TapError`], and what each errno means at the step where
 //!   it came;
 //! - `ip.rs`: the `ip` commands that configure a created TAP;
@@ -47,11 +56,15 @@
 
 mod device;
 mod error;
+mod fragments;
 mod ip;
 mod open;
 // Lint policy: `unsafe` is allowed here only, each block with its SAFETY comment.
 #[allow(unsafe_code)]
 mod sys;
+mod vnet;
 
 pub use device::{TapDevice, TapRxToken, TapStats, TapTxToken};
 pub use error::TapError;
+pub use open::TapOptions;
+pub use vnet::Offloads;

@@ -5,19 +5,19 @@
 //! An ioctl's argument type depends on its request number, so no safe
 //! function here takes a request number: each request has a function of its
 //! own that fixes the number and builds the argument that belongs to it, and
-//! the one raw call, [`ifreq_ioctl`], is an `unsafe fn` whose callers state
-//! why their request takes an `ifreq`. A new request is one more such
-//! function: a TUN flag such as `IFF_VNET_HDR` or `IFF_MULTI_QUEUE` is one more
-//! bit for [`Tun::set_interface`]; a request with another argument type
-//! (`TUNSETVNETHDRSZ` takes an `int` pointer, `TUNSETOFFLOAD` a plain value)
-//! gets a raw helper beside `ifreq_ioctl` for that type.
+//! the raw calls are `unsafe fn`s whose callers state why their request
+//! takes that argument: [`ifreq_ioctl`] (an `ifreq`), [`int_ioctl`] (a
+//! pointer to one `int`: `TUNGETFEATURES`, `TUNSETVNETHDRSZ`) and
+//! [`value_ioctl`] (a plain value: `TUNSETOFFLOAD`). A TUN flag such as
+//! `IFF_VNET_HDR` or `IFF_MULTI_QUEUE` is one more bit for
+//! [`Tun::set_interface`].
 //!
 //! libc rather than rustix or nix: their typed ioctls are `unsafe` to call
 //! too and know no TUN requests, so they would add a dependency without
 //! removing an `unsafe` block; libc already has `ifreq`, `TUNSETIFF` and the
 //! `IFF_*` flags.
 
-use std::ffi::{c_char, c_int, c_short};
+use std::ffi::{c_char, c_int, c_short, c_uint, c_ulong};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -34,6 +34,15 @@ pub(super) const TAP_FLAGS: c_short = (libc::IFF_TAP | libc::IFF_NO_PI) as c_sho
 /// [`Tun::set_interface`] flag: fail on an existing interface instead of
 /// attaching to it.
 pub(super) const EXCLUSIVE: c_short = libc::IFF_TUN_EXCL as c_short;
+
+/// [`Tun::set_interface`] flag: every frame read or written starts with a
+/// `struct virtio_net_hdr` (see `vnet.rs`).
+pub(super) const VNET_HEADER: c_short = libc::IFF_VNET_HDR as c_short;
+
+/// [`Tun::set_offload`] flags: the kernel may leave TCP and UDP checksums to
+/// us and write TCP segments of up to 64 KiB (IPv4 and IPv6).
+pub(super) const OFFLOAD_CHECKSUM: c_uint = libc::TUN_F_CSUM;
+pub(super) const OFFLOAD_TSO: c_uint = libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
 
 /// A network interface name in the form the kernel takes it: NUL-padded to
 /// `IFNAMSIZ` bytes.
@@ -108,6 +117,38 @@ unsafe fn ifreq_ioctl(
     Ok(())
 }
 
+/// ioctl(2) with a pointer to one `int`.
+///
+/// # Safety
+///
+/// `request` must be a request whose argument is a pointer to one `c_int`
+/// and that accesses no other memory of ours.
+unsafe fn int_ioctl(fd: BorrowedFd<'_>, request: libc::Ioctl, value: &mut c_int) -> io::Result<()> {
+    // SAFETY: the caller guarantees that `request` takes a pointer to one
+    // `c_int`; `value` is valid and exclusively borrowed for the whole call.
+    let result = unsafe { libc::ioctl(fd.as_raw_fd(), request, std::ptr::from_mut(value)) };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// ioctl(2) with a plain value as its argument.
+///
+/// # Safety
+///
+/// `request` must be a request that takes its argument by value and
+/// accesses no memory of ours.
+unsafe fn value_ioctl(fd: BorrowedFd<'_>, request: libc::Ioctl, value: c_ulong) -> io::Result<()> {
+    // SAFETY: the caller guarantees that `request` reads no memory through
+    // its argument; `fd` is open while borrowed.
+    let result = unsafe { libc::ioctl(fd.as_raw_fd(), request, value) };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// A descriptor of `/dev/net/tun`, non-blocking and close-on-exec; bound to
 /// an interface by [`set_interface`](Tun::set_interface).
 #[derive(Debug)]
@@ -139,6 +180,32 @@ impl Tun {
         // writes the name back.
         unsafe { ifreq_ioctl(self.0.as_fd(), libc::TUNSETIFF, &mut request) }?;
         Ok(InterfaceName(request.ifr_name))
+    }
+
+    /// TUNGETFEATURES: the `IFF_*` flags this kernel's TUN driver takes.
+    pub(super) fn features(&self) -> io::Result<c_int> {
+        let mut features = 0;
+        // SAFETY: TUNGETFEATURES writes one `unsigned int` (the size of a `c_int`).
+        unsafe { int_ioctl(self.0.as_fd(), libc::TUNGETFEATURES, &mut features) }?;
+        Ok(features)
+    }
+
+    /// TUNSETVNETHDRSZ: the length of the header before each frame, on a
+    /// descriptor bound with [`VNET_HEADER`]. The length belongs to the
+    /// interface, so a persistent TAP keeps what its last user set.
+    pub(super) fn set_vnet_header_len(&self, len: usize) -> io::Result<()> {
+        let mut len = c_int::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "header too long"))?;
+        // SAFETY: TUNSETVNETHDRSZ reads one `int`.
+        unsafe { int_ioctl(self.0.as_fd(), libc::TUNSETVNETHDRSZ, &mut len) }
+    }
+
+    /// TUNSETOFFLOAD: which offloads (`TUN_F_*`) the kernel may use in the
+    /// frames it writes to us; it refuses flags it does not know with
+    /// `EINVAL`. Like the header length, they belong to the interface.
+    pub(super) fn set_offload(&self, flags: c_uint) -> io::Result<()> {
+        // SAFETY: TUNSETOFFLOAD takes its flags by value.
+        unsafe { value_ioctl(self.0.as_fd(), libc::TUNSETOFFLOAD, c_ulong::from(flags)) }
     }
 
     /// TUNGETIFF: whether the interface this descriptor is bound to

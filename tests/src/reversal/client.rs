@@ -191,6 +191,14 @@ impl Conversation {
                     }
                     self.sent == bytes.len()
                 }
+                Step::Line(line) => match self.client.send_line(host.sockets(), line) {
+                    Ok(()) => true,
+                    Err(nb::Error::WouldBlock) => false,
+                    Err(nb::Error::Other(error)) => {
+                        self.fail(ConversationError::Send(error), now);
+                        return (true, None);
+                    }
+                },
                 Step::WaitAcked => host.tcp(self.handle()).send_queue() == 0,
                 Step::Pause(duration) => {
                     let resume_at = *self.resume_at.get_or_insert(now + *duration);

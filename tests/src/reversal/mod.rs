@@ -10,7 +10,9 @@
 //!   [`Conversation`]s: one TCP connection each, driven by a [`Script`] of
 //!   steps (send bytes, wait, close) while every reply line is collected
 //!   with the virtual time it arrived.
-//! - A [`Network`] puts the two together: a server and any number of client
+//! - A [`SeedClient`] is the lecture's own client: a message with no
+//!   newline, then wait for the answer.
+//! - A [`Network`] puts them together: a server and any number of client
 //!   hosts on one segment, with helpers to hold a conversation and run
 //!   until it has its replies or has ended. Most tests start here.
 //!
@@ -71,6 +73,7 @@ use reversal_core::{Server, client::LineClient};
 mod client;
 mod network;
 mod script;
+mod seed_client;
 mod server;
 
 pub use client::{
@@ -79,4 +82,5 @@ pub use client::{
 };
 pub use network::{Network, Talk};
 pub use script::Script;
+pub use seed_client::{Answer, SeedClient};
 pub use server::ServerParty;

@@ -10,6 +10,7 @@ use smoltcp::wire::{IpCidr, IpEndpoint, Ipv4Address};
 
 use super::client::{ClientParty, Conversation, ConversationId};
 use super::script::Script;
+use super::seed_client::SeedClient;
 use super::server::ServerParty;
 use crate::capture::FailureCapture;
 use crate::host::Host;
@@ -18,6 +19,9 @@ use crate::sim::{PartyId, Sim};
 
 /// Latency of every cable of a [`Network`].
 const CABLE_LATENCY: Duration = Duration::from_millis(1);
+
+/// Receive and send buffer of a [`Network::seed_client`]'s socket.
+const SEED_CLIENT_BUFFER: usize = 4096;
 
 /// The local port of the connection each [`Network`] client host opens.
 const CLIENT_PORT: u16 = 40_000;
@@ -274,6 +278,19 @@ impl Network {
         host.tcp_connect(socket, server, CLIENT_PORT)
             .expect("a fresh socket connects to the server's endpoint");
         (host, socket)
+    }
+
+    /// A new client host with the lecture's client on it, sending
+    /// `messages` one by one with no newline and waiting for each answer
+    /// (see [`SeedClient`]), added to the simulation.
+    ///
+    /// # Panics
+    ///
+    /// As [`attach`](Network::attach), or when a message is longer than the
+    /// client's 4 KiB send buffer.
+    pub fn seed_client(&mut self, messages: &[&str]) -> PartyId<SeedClient> {
+        let (host, socket) = self.raw_client(SEED_CLIENT_BUFFER, SEED_CLIENT_BUFFER);
+        self.sim.add(SeedClient::new(host, socket, messages))
     }
 
     /// A new client host holding one conversation with the server that

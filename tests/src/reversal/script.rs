@@ -8,6 +8,8 @@ use smoltcp::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Step {
     Send(Vec<u8>),
+    /// A line without its LF, written whole.
+    Line(Vec<u8>),
     WaitAcked,
     Pause(Duration),
     AwaitReplies(usize),
@@ -43,7 +45,8 @@ impl Script {
         Script::default()
     }
 
-    /// Sends `bytes` as they are, as fast as the socket takes them.
+    /// Sends `bytes` as they are, as fast as the socket takes them: when
+    /// its send buffer is short of room, in several writes.
     ///
     /// The client socket has Nagle's algorithm off, so bytes sent in a poll
     /// of their own (after a [`pause`](Script::pause) or
@@ -53,11 +56,15 @@ impl Script {
         self
     }
 
-    /// Sends `line` followed by LF.
-    pub fn send_line(self, line: impl AsRef<[u8]>) -> Script {
-        let mut bytes = line.as_ref().to_vec();
-        bytes.push(b'\n');
-        self.send(bytes)
+    /// Sends `line` followed by LF in one write, as the core's
+    /// `LineClient::send_line` does: it waits until the socket has room for
+    /// all of it. So smoltcp marks a push (PSH) only after the LF, never
+    /// inside the line, and the server's idle flush can never answer part
+    /// of it, whatever the network loses. The conversation fails if the
+    /// line cannot fit the send buffer at all.
+    pub fn send_line(mut self, line: impl AsRef<[u8]>) -> Script {
+        self.steps.push(Step::Line(line.as_ref().to_vec()));
+        self
     }
 
     /// Waits until the server has acknowledged every byte sent so far, so

@@ -1,7 +1,10 @@
-//! Reversal throughput per mode on ASCII and mixed text, the fast path
-//! against plain segmentation, and per-line session overhead.
+//! Reversal throughput per mode on ASCII and mixed text; graphemes side by
+//! side with the implementation before our own segmenter (`baseline.rs`) and
+//! with plain `unicode-segmentation`; per-line session overhead.
 //!
 //! Run: `cargo bench -p reversal-core --bench reversal`
+
+mod baseline;
 
 use std::hint::black_box;
 
@@ -25,13 +28,23 @@ fn reversal(c: &mut Criterion) {
     let mut group = c.benchmark_group("reverse");
     for (name, text) in [("ascii", ascii_line()), ("mixed", mixed_line())] {
         let mut out = vec![0u8; text.len()];
+        let mut before = vec![0u8; text.len()];
+        reverse(Mode::Graphemes, text.as_bytes(), &mut out).unwrap();
+        baseline::reverse_graphemes(text.as_bytes(), &mut before);
+        assert_eq!(out, before, "both implementations agree on the {name} line");
         group.throughput(Throughput::Bytes(text.len() as u64));
         for mode in [Mode::Graphemes, Mode::Chars, Mode::Bytes] {
             group.bench_with_input(BenchmarkId::new(mode.name(), name), &text, |b, text| {
                 b.iter(|| reverse(mode, black_box(text.as_bytes()), &mut out).unwrap())
             });
         }
-        // The baseline the fast path is measured against.
+        // The same fast path over unicode-segmentation, as before.
+        group.bench_with_input(
+            BenchmarkId::new("graphemes-before", name),
+            &text,
+            |b, text| b.iter(|| baseline::reverse_graphemes(black_box(text.as_bytes()), &mut out)),
+        );
+        // Segmentation alone, no fast path.
         group.bench_with_input(
             BenchmarkId::new("segmentation-only", name),
             &text,
