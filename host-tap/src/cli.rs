@@ -57,10 +57,9 @@ send buffer of --socket-buffer bytes (default and largest 64 KiB - 1: larger
 windows need TCP window scaling, which smoltcp 0.14 can stall) and a line
 buffer of --max-line bytes; UDP has a receive buffer and four reply sockets
 with a send buffer each of that size; the listen backlog has room for 4
-connections per session waiting for one (--admission-wait). The defaults
-reserve about 8.5 MiB,
-1024 sessions about 130 MiB; the kernel commits the pages as they are first
-written.
+connections per session waiting for one (--admission-wait).
+The defaults reserve about 8.5 MiB, 1024 sessions about 131 MiB; the kernel
+commits the pages as they are first written.
 
 Offloads (--offload on, the default): TCP checksums and the cutting of TCP
 segments are left to the kernel, through a virtio-net header on every
