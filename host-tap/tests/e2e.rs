@@ -16,20 +16,22 @@
 //! offloads themselves excepted). The tests below the "Offloads" heading
 //! run both ways anyway.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Barrier, Mutex};
+use std::process::{Command, Output};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use reversal_core::session::DEFAULT_IDLE_FLUSH;
 use reversal_netns::namespace::{NOBODY, in_own_namespace};
-use reversal_netns::process::{COMMAND_LIMIT, Killed, run, wait_until};
+use reversal_netns::process::{COMMAND_LIMIT, run};
 use reversal_netns::tap::{interface_exists, ip, run_ip};
 
-const HOST_TAP: &str = env!("CARGO_BIN_EXE_host-tap");
+mod support;
+use support::{HOST_TAP, HostTap, logged_count};
+
 const REVERSE_CLIENT: &str = env!("CARGO_BIN_EXE_reverse-client");
 const SEED_CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/seed_client.py");
 
@@ -38,10 +40,6 @@ const SERVER_IP: &str = "192.168.69.1";
 const HOST_CIDR: &str = "192.168.69.100/24";
 const PORT: u16 = 8888;
 
-/// How long `host-tap` may take to say it is ready (other bounds: `reversal_netns`).
-const START_LIMIT: Duration = Duration::from_secs(10);
-/// Arguments added to every `host-tap` started, split at whitespace.
-const EXTRA_ARGS: &str = "HOST_TAP_E2E_ARGS";
 /// Read and write timeout of the test's own sockets.
 const IO_LIMIT: Duration = Duration::from_secs(10);
 
@@ -63,100 +61,6 @@ fn add_tap(host_cidrs: &[&str]) {
         ip(&format!("addr add {cidr} dev tap0{nodad}"));
     }
     ip("link set dev tap0 up");
-}
-
-/// A running `host-tap`, killed on drop; its standard error is collected.
-struct HostTap {
-    child: Killed,
-    log: Arc<Mutex<String>>,
-}
-
-impl HostTap {
-    /// Starts `host-tap args` (and the arguments of [`EXTRA_ARGS`]) and
-    /// waits until it says it is ready.
-    fn start(args: &[&str]) -> HostTap {
-        let extra = std::env::var(EXTRA_ARGS).unwrap_or_default();
-        let args: Vec<&str> = args
-            .iter()
-            .copied()
-            .chain(extra.split_whitespace())
-            .collect();
-        HostTap::start_as_given(&args)
-    }
-
-    /// Starts `host-tap args`, without [`EXTRA_ARGS`], and waits until it
-    /// says it is ready.
-    fn start_as_given(args: &[&str]) -> HostTap {
-        let mut child = Killed(
-            Command::new(HOST_TAP)
-                .args(args)
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start host-tap"),
-        );
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = BufReader::new(child.0.stderr.take().expect("piped stderr"));
-        let sink = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in stderr.lines() {
-                let Ok(line) = line else { break };
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let mut server = HostTap { child, log };
-        let deadline = Instant::now() + START_LIMIT;
-        while !server.log().contains("ready: ") {
-            if let Some(status) = server.child.0.try_wait().unwrap() {
-                panic!("host-tap exited with {status} at start:\n{}", server.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "host-tap not ready after {START_LIMIT:?}:\n{}",
-                server.log()
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
-        server
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.0.id()
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args(["-s", signal, &self.pid().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -s {signal} failed");
-    }
-
-    /// Waits up to `limit` for the exit; returns its status and the whole log.
-    fn exit_within(&mut self, limit: Duration) -> (ExitStatus, String) {
-        let status = wait_until(&mut self.child.0, limit)
-            .unwrap_or_else(|| panic!("host-tap still running after {limit:?}:\n{}", self.log()));
-        // The log reader ends with the pipe; give it a moment to catch up.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !self.log().contains("host-tap: ") && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(10));
-        }
-        (status, self.log())
-    }
-
-    /// SIGTERM, then the exit status and the log (with the counters).
-    fn stop(mut self) -> (ExitStatus, String) {
-        self.signal("TERM");
-        self.exit_within(Duration::from_secs(10))
-    }
 }
 
 /// Runs `host-tap args` expecting it to fail at once.
@@ -833,17 +737,10 @@ fn stream_through(address: SocketAddr, input: Vec<u8>) -> Vec<u8> {
 
 /// The frames host-tap read from and wrote to the TAP, from its summary.
 fn tap_frames(log: &str) -> (u64, u64) {
-    let count = |label: &str| -> u64 {
-        let at = log
-            .find(label)
-            .unwrap_or_else(|| panic!("no {label:?}:\n{log}"));
-        log[at + label.len()..]
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .and_then(|digits| digits.parse().ok())
-            .unwrap_or_else(|| panic!("no count after {label:?}:\n{log}"))
-    };
-    (count("frames in "), count("frames out "))
+    (
+        logged_count(log, "frames in "),
+        logged_count(log, "frames out "),
+    )
 }
 
 /// 4 MiB of 1 KiB lines through host-tap (started with `args`) from

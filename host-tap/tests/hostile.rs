@@ -20,7 +20,6 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::process::{ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,9 @@ use reversal_netns::namespace::{in_own_namespace, skip};
 use reversal_netns::process::Killed;
 use reversal_netns::tap::{ip, run_ip};
 
-const HOST_TAP: &str = env!("CARGO_BIN_EXE_host-tap");
+mod support;
+use support::{HostTap, logged_count};
+
 const TRAFFIC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile_traffic.py");
 /// Debian's Python, which has python3-scapy (a `python3` earlier on PATH may not).
 const PYTHON: &str = "/usr/bin/python3";
@@ -38,7 +39,6 @@ const SERVER_MAC: &str = "02:00:00:00:00:01";
 const PORT: u16 = 8888;
 /// `FRAGMENTED_PORT` of hostile_traffic.py.
 const FRAGMENTED_PORT: u16 = 40001;
-const START_LIMIT: Duration = Duration::from_secs(10);
 const IO_LIMIT: Duration = Duration::from_secs(5);
 /// Resident memory the second round of a test may add (allocator noise).
 const RSS_SLACK_KB: u64 = 256;
@@ -70,7 +70,7 @@ fn hostile_with(test: &str, args: &[&str], body: impl FnOnce(&mut Lab)) {
         ip("link set dev tap0 up");
         let mut lab = Lab::start(args);
         body(&mut lab);
-        if !lab.stopped {
+        if lab.server.is_some() {
             lab.assert_alive();
         }
     });
@@ -90,10 +90,8 @@ fn why_no_scapy() -> Option<String> {
 
 /// host-tap on the TAP and a scapy process that sends batches on request.
 struct Lab {
-    server: Killed,
-    log: Arc<Mutex<String>>,
-    /// The test stopped the server on purpose ([`Lab::stop`]).
-    stopped: bool,
+    /// None once the test stopped it on purpose ([`Lab::stop`]).
+    server: Option<HostTap>,
     _traffic: Killed,
     to_traffic: ChildStdin,
     from_traffic: BufReader<ChildStdout>,
@@ -101,38 +99,9 @@ struct Lab {
 
 impl Lab {
     fn start(args: &[&str]) -> Lab {
-        let extra = std::env::var("HOST_TAP_E2E_ARGS").unwrap_or_default();
-        let mut server = Killed(
-            Command::new(HOST_TAP)
-                .args(["--address", "192.168.69.1/24", "--address", "fdaa::1/64"])
-                .args(args)
-                .args(extra.split_whitespace())
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start host-tap"),
-        );
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = BufReader::new(server.0.stderr.take().expect("piped stderr"));
-        let sink = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let deadline = Instant::now() + START_LIMIT;
-        while !log.lock().unwrap().contains("ready: ") {
-            assert!(
-                server.0.try_wait().unwrap().is_none(),
-                "host-tap exited at start"
-            );
-            assert!(Instant::now() < deadline, "host-tap not ready");
-            thread::sleep(Duration::from_millis(10));
-        }
+        let addresses = ["--address", "192.168.69.1/24", "--address", "fdaa::1/64"];
+        let args: Vec<&str> = addresses.iter().chain(args).copied().collect();
+        let server = HostTap::start(&args);
         // From ip(8): /sys shows the namespace it was mounted in, not ours.
         let link = run_ip("-o link show dev tap0");
         let link = String::from_utf8_lossy(&link.stdout);
@@ -155,9 +124,7 @@ impl Lab {
         from_traffic.read_line(&mut ready).unwrap();
         assert_eq!(ready.trim(), "ready", "hostile_traffic.py did not start");
         Lab {
-            server,
-            log,
-            stopped: false,
+            server: Some(server),
             _traffic: traffic,
             to_traffic,
             from_traffic,
@@ -185,8 +152,12 @@ impl Lab {
         (fields[2].parse().unwrap(), fields[3].parse().unwrap())
     }
 
-    fn rss_kb(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.server.0.id()))
+    fn server(&mut self) -> &mut HostTap {
+        self.server.as_mut().expect("host-tap was stopped")
+    }
+
+    fn rss_kb(&mut self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.server().pid()))
             .expect("host-tap is running");
         status
             .lines()
@@ -214,29 +185,17 @@ impl Lab {
     /// Stops the server with SIGTERM; returns its log, with the counters
     /// it prints at exit.
     fn stop(&mut self) -> String {
-        let pid = self.server.0.id().to_string();
-        let status = Command::new("kill").args(["-s", "TERM", &pid]).status();
-        assert!(status.is_ok_and(|s| s.success()), "kill -s TERM {pid}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.server.0.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "host-tap still running");
-            thread::sleep(Duration::from_millis(10));
-        }
-        self.stopped = true;
-        // The log reader ends with the pipe; give it a moment to catch up.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !self.log.lock().unwrap().contains("host-tap: TAP:") && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(10));
-        }
-        self.log.lock().unwrap().clone()
+        let server = self.server.take().expect("host-tap was stopped");
+        server.stop().1
     }
 
     fn assert_alive(&mut self) {
-        let exited = self.server.0.try_wait().unwrap();
+        let server = self.server();
+        let exited = server.exited();
         assert!(
             exited.is_none(),
             "host-tap exited ({exited:?}):\n{}",
-            self.log.lock().unwrap()
+            server.log()
         );
     }
 
@@ -421,18 +380,6 @@ fn bad_tcp_checksums_are_dropped_by_host_tap_and_bad_udp_ones_by_smoltcp() {
             assert!(served <= 6, "{served} datagrams served:\n{log}");
         },
     );
-}
-
-/// The number after `label` in host-tap's log.
-fn logged_count(log: &str, label: &str) -> u64 {
-    let at = log
-        .find(label)
-        .unwrap_or_else(|| panic!("no {label:?}:\n{log}"));
-    log[at + label.len()..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .and_then(|digits| digits.parse().ok())
-        .expect("a count")
 }
 
 /// A datagram's UDP checksum covers all its fragments, so only smoltcp can
